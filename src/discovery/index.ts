@@ -1,0 +1,5 @@
+export * from './types.js';
+export * from './values.js';
+export { DiscoveryClient, parseAddr, type DiscoveryClientOptions, type DiscoveryClientEvents } from './client.js';
+export { DiscoveryServer, type DiscoveryServerOptions } from './server.js';
+export { encodeServiceDesc, decodeServiceDesc, validateServiceDesc } from './service-desc.js';

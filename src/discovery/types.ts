@@ -1,0 +1,112 @@
+/** One key with its value and the revisions that created and last changed it. */
+export interface KeyValue {
+  readonly key: string;
+  readonly value: Uint8Array;
+  readonly createRev: number;
+  readonly modRev: number;
+}
+
+export type KvEvent =
+  | { readonly type: 'put'; readonly kv: KeyValue; readonly prev: KeyValue | undefined }
+  | { readonly type: 'delete'; readonly key: string; readonly revision: number; readonly prev: KeyValue | undefined };
+
+/** `modRev: 0` means the key must not exist. */
+export interface Compare {
+  readonly key: string;
+  readonly modRev: number;
+}
+
+export type TxnOp =
+  | { readonly type: 'put'; readonly key: string; readonly value: Uint8Array | string }
+  | { readonly type: 'delete'; readonly key: string; readonly prefix?: boolean };
+
+export interface TxnResult {
+  readonly succeeded: boolean;
+  /** The transaction's revision when it succeeded, else the store's current one. */
+  readonly revision: number;
+}
+
+export interface ServiceDesc {
+  readonly name: string;
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  readonly meta: Readonly<Record<string, string>>;
+}
+
+export type ServiceEvent = { readonly type: 'add' | 'update' | 'remove'; readonly desc: ServiceDesc };
+
+/**
+ * A live view of one prefix: a local cache kept current by the event stream,
+ * and the events themselves, as a callback or an async iterator.
+ */
+export interface Watch extends AsyncIterable<KvEvent> {
+  readonly prefix: string;
+  /** Cached read; never touches the network. */
+  get(key: string): KeyValue | undefined;
+  /** Cached entries under the prefix, sorted by key. */
+  list(): KeyValue[];
+  stop(): void;
+}
+
+export interface ServiceWatch extends AsyncIterable<ServiceEvent> {
+  /** The cached instances, sorted by id. */
+  list(): ServiceDesc[];
+  get(id: string): ServiceDesc | undefined;
+  stop(): void;
+}
+
+export interface WatchOptions<E> {
+  /** Called for every event, in revision order. */
+  onEvent?: (event: E) => void;
+  /** Events held for an async iterator that is not being read; past it the iterator fails. */
+  maxBuffered?: number;
+}
+
+export type DiscoveryErrorCode = 'unavailable' | 'unauthorized' | 'bad_request' | 'timeout' | 'too_large' | 'closed' | 'internal';
+
+export class DiscoveryError extends Error {
+  override name = 'DiscoveryError';
+  constructor(
+    readonly code: DiscoveryErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Key prefix under which the registry keeps one key per service instance. */
+export const SERVICE_PREFIX = '_svc/';
+
+export function serviceKey(name: string, id: string): string {
+  return `${SERVICE_PREFIX}${name}/${id}`;
+}
+
+/**
+ * The discovery backend contract: the built-in server's client and the etcd
+ * backend both implement it, and one behaviour suite runs against both.
+ */
+export interface Discovery {
+  readonly connected: boolean;
+  get(key: string): Promise<KeyValue | undefined>;
+  list(prefix: string): Promise<KeyValue[]>;
+  /** Returns the write's revision. */
+  put(key: string, value: Uint8Array | string): Promise<number>;
+  /** Returns how many keys were deleted. */
+  delete(key: string): Promise<number>;
+  deletePrefix(prefix: string): Promise<number>;
+  /** Deletes every key outside the service registry. */
+  clear(): Promise<number>;
+  txn(compares: readonly Compare[], ops: readonly TxnOp[]): Promise<TxnResult>;
+  /** Resolves once the prefix's snapshot is in the local cache. */
+  watch(prefix: string, options?: WatchOptions<KvEvent>): Promise<Watch>;
+  /** Cached read through any active watch covering the key. */
+  cached(key: string): KeyValue | undefined;
+  /** Registers a service bound to this client's session; re-registered after reconnects. */
+  register(desc: ServiceDesc): Promise<void>;
+  deregister(name: string, id: string): Promise<void>;
+  /** All services, or one service name's instances. */
+  watchServices(name?: string, options?: WatchOptions<ServiceEvent>): Promise<ServiceWatch>;
+  listServices(name?: string): Promise<ServiceDesc[]>;
+  close(): Promise<void>;
+}

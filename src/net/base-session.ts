@@ -1,0 +1,91 @@
+import { EventEmitter } from 'node:events';
+import { allocSessionId, HEARTBEAT_MSG_ID, SESSION_DEFAULTS, type Session, type SessionEvents, type SessionOptions } from './session.js';
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * What TCP and WebSocket sessions share: the close-once state machine, the
+ * outbound cap, and one timer that does both idle detection and heartbeats.
+ */
+export abstract class BaseSession extends EventEmitter<SessionEvents> implements Session {
+  readonly id = allocSessionId();
+  abstract readonly transport: 'tcp' | 'ws';
+  protected readonly opts: Required<SessionOptions>;
+  private closedFlag = false;
+  private lastRecv = Date.now();
+  protected lastSend = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly remoteAddress: string,
+    options: SessionOptions,
+  ) {
+    super();
+    this.opts = { ...SESSION_DEFAULTS, ...definedOnly(options) };
+    const { idleTimeoutMs, heartbeatMs } = this.opts;
+    const tick = Math.min(idleTimeoutMs || Infinity, heartbeatMs || Infinity);
+    if (tick !== Infinity) {
+      this.timer = setInterval(() => this.onTick(), Math.max(10, Math.floor(tick / 2)));
+      this.timer.unref();
+    }
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  abstract get outboundBytes(): number;
+
+  send(msgId: number, seq: number, body: Uint8Array): boolean {
+    if (this.closedFlag) return false;
+    if (this.outboundBytes + body.length > this.opts.maxOutbound) {
+      this.close(`outbound queue over ${this.opts.maxOutbound} bytes: peer is not reading`);
+      return false;
+    }
+    this.lastSend = Date.now();
+    this.write(msgId, seq, body);
+    return true;
+  }
+
+  close(reason: string, error?: Error): void {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    if (this.timer) clearInterval(this.timer);
+    this.shutdown(error !== undefined);
+    this.emit('close', reason, error);
+  }
+
+  /** Transports call this for every decoded frame. */
+  protected deliver(msgId: number, seq: number, body: Buffer): void {
+    // A handler may close the session while later frames of the same chunk are still being decoded.
+    if (this.closedFlag) return;
+    this.lastRecv = Date.now();
+    if (msgId === HEARTBEAT_MSG_ID) return;
+    this.emit('frame', msgId, seq, body);
+  }
+
+  /** Transports call this for any inbound bytes, even a partial frame. */
+  protected touch(): void {
+    this.lastRecv = Date.now();
+  }
+
+  protected abstract write(msgId: number, seq: number, body: Uint8Array): void;
+  /** Release the transport; `abort` means drop unsent data. */
+  protected abstract shutdown(abort: boolean): void;
+
+  private onTick(): void {
+    const now = Date.now();
+    const { idleTimeoutMs, heartbeatMs } = this.opts;
+    if (idleTimeoutMs > 0 && now - this.lastRecv > idleTimeoutMs) {
+      this.close(`idle for over ${idleTimeoutMs} ms`);
+      return;
+    }
+    if (heartbeatMs > 0 && now - this.lastSend >= heartbeatMs) this.send(HEARTBEAT_MSG_ID, 0, EMPTY);
+  }
+}
+
+export function definedOnly<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}

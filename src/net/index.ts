@@ -1,0 +1,3 @@
+export * from './session.js';
+export * from './tcp.js';
+export * from './ws.js';

@@ -1,0 +1,48 @@
+import { EventEmitter } from 'node:events';
+
+/** Message id 0 is the link-level heartbeat: never delivered to handlers. */
+export const HEARTBEAT_MSG_ID = 0;
+
+export interface SessionOptions {
+  /** Largest accepted inbound frame, checked before buffering (bytes). */
+  maxFrame?: number;
+  /** Outbound bytes queued (ours plus the socket's) before the peer is cut off. */
+  maxOutbound?: number;
+  /** Close when nothing arrives for this long (ms); 0 disables. */
+  idleTimeoutMs?: number;
+  /** Send a heartbeat when nothing was sent for this long (ms); 0 disables. */
+  heartbeatMs?: number;
+}
+
+export const SESSION_DEFAULTS: Required<SessionOptions> = {
+  maxFrame: 1024 * 1024,
+  maxOutbound: 8 * 1024 * 1024,
+  idleTimeoutMs: 30_000,
+  heartbeatMs: 10_000,
+};
+
+export interface SessionEvents {
+  frame: [msgId: number, seq: number, body: Buffer];
+  close: [reason: string, error: Error | undefined];
+}
+
+/**
+ * One framed connection, whatever the transport. `send` never throws on a
+ * closed session: it returns false. `close` is idempotent and emits `close`
+ * exactly once, with the first reason given.
+ */
+export interface Session extends EventEmitter<SessionEvents> {
+  readonly id: number;
+  readonly transport: 'tcp' | 'ws';
+  readonly remoteAddress: string;
+  readonly closed: boolean;
+  /** Bytes waiting to be written. */
+  readonly outboundBytes: number;
+  send(msgId: number, seq: number, body: Uint8Array): boolean;
+  close(reason: string, error?: Error): void;
+}
+
+let nextSessionId = 1;
+export function allocSessionId(): number {
+  return nextSessionId++;
+}

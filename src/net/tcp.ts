@@ -1,0 +1,159 @@
+import net from 'node:net';
+import { FrameDecoder, FrameError, HEADER_BYTES, writeHeader } from '../wire/frame.js';
+import { BaseSession } from './base-session.js';
+import type { SessionOptions } from './session.js';
+
+/** Frames smaller than this are copied into one buffer per flush; larger ones are written as they are. */
+const COALESCE_LIMIT = 16 * 1024;
+
+/**
+ * A framed TCP connection. Frames sent in one tick are flushed together in a
+ * single write, so a burst of small messages costs one syscall.
+ */
+export class TcpSession extends BaseSession {
+  readonly transport = 'tcp' as const;
+  private readonly decoder: FrameDecoder;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private flushScheduled = false;
+
+  constructor(
+    readonly socket: net.Socket,
+    options: SessionOptions = {},
+  ) {
+    super(`${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`, options);
+    socket.setNoDelay(true);
+    this.decoder = new FrameDecoder((msgId, seq, body) => this.deliver(msgId, seq, body), this.opts.maxFrame);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.close(`socket error: ${err.message}`, err));
+    socket.on('close', () => this.close('connection closed by peer'));
+    socket.on('end', () => socket.end());
+  }
+
+  get outboundBytes(): number {
+    return this.pendingBytes + this.socket.writableLength;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.touch();
+    try {
+      this.decoder.push(chunk);
+    } catch (err) {
+      if (err instanceof FrameError) this.close(`bad frame: ${err.message}`, err);
+      else this.close(`frame handler failed: ${(err as Error).message}`, err as Error);
+    }
+  }
+
+  protected write(msgId: number, seq: number, body: Uint8Array): void {
+    const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+    writeHeader(frame, 0, msgId, seq, body.length);
+    frame.set(body, HEADER_BYTES);
+    this.pending.push(frame);
+    this.pendingBytes += frame.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const frames = this.pending;
+    if (frames.length === 0) return;
+    this.pending = [];
+    const total = this.pendingBytes;
+    this.pendingBytes = 0;
+    // Not `this.closed`: a graceful close() flushes what was sent before it.
+    if (this.socket.destroyed || this.socket.writableEnded) return;
+    if (frames.length === 1) {
+      this.socket.write(frames[0] as Buffer);
+    } else if (total <= COALESCE_LIMIT * 4 || frames.every((f) => f.length < COALESCE_LIMIT)) {
+      this.socket.write(Buffer.concat(frames, total));
+    } else {
+      this.socket.cork();
+      for (const f of frames) this.socket.write(f);
+      this.socket.uncork();
+    }
+  }
+
+  protected shutdown(abort: boolean): void {
+    if (abort || this.socket.destroyed) {
+      this.socket.destroy();
+      return;
+    }
+    this.flush();
+    this.socket.end();
+    // A peer that never reads would hold the socket open forever.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+  }
+}
+
+export interface TcpListenOptions extends SessionOptions {
+  host?: string;
+  port?: number;
+  /** Cap on concurrent sessions; extra connections are closed at once. */
+  maxConnections?: number;
+}
+
+export interface TcpListener {
+  readonly host: string;
+  readonly port: number;
+  readonly sessions: ReadonlySet<TcpSession>;
+  close(): Promise<void>;
+}
+
+export function listenTcp(options: TcpListenOptions, onSession: (s: TcpSession) => void): Promise<TcpListener> {
+  const sessions = new Set<TcpSession>();
+  const server = net.createServer((socket) => {
+    if (options.maxConnections !== undefined && sessions.size >= options.maxConnections) {
+      socket.destroy();
+      return;
+    }
+    const session = new TcpSession(socket, options);
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+    onSession(session);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      const addr = server.address() as net.AddressInfo;
+      resolve({
+        host: addr.address,
+        port: addr.port,
+        sessions,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            for (const s of sessions) s.close('listener closed');
+          }),
+      });
+    });
+  });
+}
+
+export interface TcpDialOptions extends SessionOptions {
+  connectTimeoutMs?: number;
+}
+
+export function dialTcp(host: string, port: number, options: TcpDialOptions = {}): Promise<TcpSession> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    const timeoutMs = options.connectTimeoutMs ?? 5000;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`connect to ${host}:${port} timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(new TcpSession(socket, options));
+    });
+  });
+}

@@ -1,0 +1,132 @@
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { FrameError } from '../wire/frame.js';
+import { BaseSession } from './base-session.js';
+import type { SessionOptions } from './session.js';
+
+/** A WebSocket message is `u16 msgId | u32 seq | body`: the frame without its length field. */
+export const WS_HEADER_BYTES = 6;
+
+export class WsSession extends BaseSession {
+  readonly transport = 'ws' as const;
+
+  constructor(
+    readonly ws: WebSocket,
+    remoteAddress: string,
+    options: SessionOptions = {},
+  ) {
+    super(remoteAddress, options);
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
+    ws.on('ping', () => this.touch());
+    ws.on('pong', () => this.touch());
+    ws.on('error', (err) => this.close(`websocket error: ${err.message}`, err));
+    ws.on('close', (code, reason) => this.close(`connection closed by peer (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
+  }
+
+  get outboundBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.closed) return;
+    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    if (!isBinary || buf.length < WS_HEADER_BYTES) {
+      const err = new FrameError(isBinary ? `message of ${buf.length} bytes is shorter than the ${WS_HEADER_BYTES}-byte header` : 'text messages are not part of the protocol');
+      this.close(`bad frame: ${err.message}`, err);
+      return;
+    }
+    try {
+      this.deliver(buf.readUInt16BE(0), buf.readUInt32BE(2), buf.subarray(WS_HEADER_BYTES));
+    } catch (err) {
+      this.close(`frame handler failed: ${(err as Error).message}`, err as Error);
+    }
+  }
+
+  protected write(msgId: number, seq: number, body: Uint8Array): void {
+    const msg = Buffer.allocUnsafe(WS_HEADER_BYTES + body.length);
+    msg.writeUInt16BE(msgId, 0);
+    msg.writeUInt32BE(seq >>> 0, 2);
+    msg.set(body, WS_HEADER_BYTES);
+    this.ws.send(msg, { binary: true });
+  }
+
+  protected shutdown(abort: boolean): void {
+    if (abort || this.ws.readyState !== WebSocket.OPEN) {
+      this.ws.terminate();
+      return;
+    }
+    this.ws.close(1000);
+    setTimeout(() => this.ws.terminate(), 2000).unref();
+  }
+}
+
+export interface WsListenOptions extends SessionOptions {
+  host?: string;
+  port?: number;
+  path?: string;
+  maxConnections?: number;
+}
+
+export interface WsListener {
+  readonly host: string;
+  readonly port: number;
+  readonly sessions: ReadonlySet<WsSession>;
+  close(): Promise<void>;
+}
+
+export function listenWs(options: WsListenOptions, onSession: (s: WsSession, req: IncomingMessage) => void): Promise<WsListener> {
+  const sessions = new Set<WsSession>();
+  const maxFrame = options.maxFrame ?? 1024 * 1024;
+  const wss = new WebSocketServer({
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 0,
+    path: options.path,
+    // ws checks the declared payload length before buffering it. A message
+    // (msgId | seq | body) is the same bytes a TCP frame's length counts, so
+    // the limit is the same on both transports.
+    maxPayload: maxFrame,
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
+  wss.on('connection', (ws, req) => {
+    if (options.maxConnections !== undefined && sessions.size >= options.maxConnections) {
+      ws.terminate();
+      return;
+    }
+    const session = new WsSession(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`, options);
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+    onSession(session, req);
+  });
+  return new Promise((resolve, reject) => {
+    wss.once('error', reject);
+    wss.once('listening', () => {
+      wss.off('error', reject);
+      const addr = wss.address() as AddressInfo;
+      resolve({
+        host: addr.address,
+        port: addr.port,
+        sessions,
+        close: () =>
+          new Promise<void>((done) => {
+            for (const s of sessions) s.close('listener closed');
+            wss.close(() => done());
+          }),
+      });
+    });
+  });
+}
+
+export function dialWs(url: string, options: SessionOptions & { connectTimeoutMs?: number } = {}): Promise<WsSession> {
+  return new Promise((resolve, reject) => {
+    const maxFrame = options.maxFrame ?? 1024 * 1024;
+    const ws = new WebSocket(url, { maxPayload: maxFrame, perMessageDeflate: false, handshakeTimeout: options.connectTimeoutMs ?? 5000 });
+    ws.once('error', reject);
+    ws.once('open', () => {
+      ws.off('error', reject);
+      resolve(new WsSession(ws, url, options));
+    });
+  });
+}

@@ -1,0 +1,3 @@
+export * from './frame.js';
+export * from './registry.js';
+export * from './crc32.js';
