@@ -52,7 +52,7 @@ interface Pending {
   readonly resolve: (msgs: unknown[]) => void;
   readonly reject: (err: Error) => void;
   readonly parts: unknown[];
-  timer: NodeJS.Timeout | undefined;
+  readonly deadline: number;
 }
 
 interface Queued {
@@ -87,6 +87,8 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
   private nextWatchId = 1;
   private readonly services = new Map<string, ServiceDesc>();
   private reconnectTimer: NodeJS.Timeout | undefined;
+  /** One sweep for all request deadlines: a timer per request costs more than the request. */
+  private readonly sweepTimer: NodeJS.Timeout;
   private attempt = 0;
   private everConnected = false;
   private firstConnect: { resolve: () => void; reject: (e: Error) => void } | undefined;
@@ -111,6 +113,8 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
     };
     // An 'error' with no listener would throw; errors are also surfaced per request.
     this.on('error', () => {});
+    this.sweepTimer = setInterval(() => this.sweep(), Math.max(10, Math.min(250, this.opts.requestTimeoutMs / 4)));
+    this.sweepTimer.unref();
   }
 
   /** Connects, authenticates, and resolves once the client is usable. */
@@ -182,7 +186,7 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
     this.ready = false;
     for (const [seq, p] of this.pending) {
       this.pending.delete(seq);
-      settle(p, new DiscoveryError('unavailable', `connection to discovery lost (${reason}); the request may or may not have been applied`));
+      p.reject(new DiscoveryError('unavailable', `connection to discovery lost (${reason}); the request may or may not have been applied`));
     }
     if (wasReady) this.emit('disconnected', reason);
     this.scheduleReconnect(reason);
@@ -220,7 +224,7 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
       const err = new DiscoveryError(toCode(e.code), e.message);
       if (p) {
         this.pending.delete(seq);
-        settle(p, err);
+        p.reject(err);
       } else {
         this.emit('error', err);
       }
@@ -229,7 +233,7 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
     if (!p) return;
     if (msgId !== p.expect) {
       this.pending.delete(seq);
-      settle(p, new DiscoveryError('internal', `expected message ${p.expect}, got ${msgId}`));
+      p.reject(new DiscoveryError('internal', `expected message ${p.expect}, got ${msgId}`));
       return;
     }
     const type = msgId === M.ListResp.id ? M.ListResp : msgId === M.WatchResp.id ? M.WatchResp : undefined;
@@ -237,8 +241,24 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
     p.parts.push(msg);
     if (type && (msg as { more: boolean }).more) return;
     this.pending.delete(seq);
-    if (p.timer) clearTimeout(p.timer);
     p.resolve(p.parts);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    const timeout = () => new DiscoveryError('timeout', `discovery request timed out after ${this.opts.requestTimeoutMs} ms`);
+    for (const [seq, p] of this.pending) {
+      if (p.deadline > now) continue;
+      this.pending.delete(seq);
+      p.reject(timeout());
+    }
+    if (this.queue.some((q) => q.pending.deadline <= now)) {
+      this.queue = this.queue.filter((q) => {
+        if (q.pending.deadline > now) return true;
+        q.pending.reject(timeout());
+        return false;
+      });
+    }
   }
 
   /** An unrecoverable refusal (bad token, wrong protocol): stop retrying. */
@@ -289,17 +309,12 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
   private requestParts<Req, Res>(type: MessageType<Req>, msg: Req, expect: MessageType<Res>, opts: { direct?: TcpSession } = {}): Promise<Res[]> {
     if (this.closed) return Promise.reject(new DiscoveryError('closed', 'discovery client is closed'));
     return new Promise<unknown[]>((resolve, reject) => {
-      const pending: Pending = { expect: expect.id, resolve, reject, parts: [], timer: undefined };
-      pending.timer = setTimeout(() => {
-        for (const [seq, p] of this.pending) if (p === pending) this.pending.delete(seq);
-        this.queue = this.queue.filter((q) => q.pending !== pending);
-        reject(new DiscoveryError('timeout', `discovery request timed out after ${this.opts.requestTimeoutMs} ms`));
-      }, this.opts.requestTimeoutMs);
+      const pending: Pending = { expect: expect.id, resolve, reject, parts: [], deadline: Date.now() + this.opts.requestTimeoutMs };
       const body = type.encode(msg);
       const session = opts.direct ?? (this.ready ? this.session : undefined);
       if (session) return this.transmit(session, type.id, body, pending);
       if (this.queue.length >= this.opts.maxQueued) {
-        return settle(pending, new DiscoveryError('unavailable', `discovery ${this.opts.addr} is unreachable and ${this.opts.maxQueued} requests are already waiting`));
+        return pending.reject(new DiscoveryError('unavailable', `discovery ${this.opts.addr} is unreachable and ${this.opts.maxQueued} requests are already waiting`));
       }
       this.queue.push({ msgId: type.id, body, pending });
     }) as Promise<Res[]>;
@@ -310,7 +325,7 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
     this.pending.set(this.seq, pending);
     if (!session.send(msgId, this.seq, body)) {
       this.pending.delete(this.seq);
-      settle(pending, new DiscoveryError('unavailable', 'connection to discovery is closed'));
+      pending.reject(new DiscoveryError('unavailable', 'connection to discovery is closed'));
     }
   }
 
@@ -426,11 +441,12 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
     this.closed = true;
     this.ready = false;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    clearInterval(this.sweepTimer);
     for (const w of [...this.watches.values()]) w.stop();
     const err = new DiscoveryError('closed', 'discovery client is closed');
-    for (const p of this.pending.values()) settle(p, err);
+    for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
-    for (const q of this.queue) settle(q.pending, err);
+    for (const q of this.queue) q.pending.reject(err);
     this.queue = [];
     const session = this.session;
     this.session = undefined;
@@ -443,14 +459,11 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
   }
 }
 
-function settle(p: Pending, err: Error): void {
-  if (p.timer) clearTimeout(p.timer);
-  p.reject(err);
-}
-
+const TYPES_BY_ID = new Map<number, MessageType<unknown>>(Object.values(M).map((t) => [t.id, t as MessageType<unknown>]));
 function typeOf(id: number): MessageType<unknown> {
-  for (const t of Object.values(M)) if (t.id === id) return t as MessageType<unknown>;
-  throw new Error(`unknown message id ${id}`);
+  const t = TYPES_BY_ID.get(id);
+  if (!t) throw new Error(`unknown message id ${id}`);
+  return t;
 }
 
 const CODES: readonly DiscoveryErrorCode[] = ['unavailable', 'unauthorized', 'bad_request', 'timeout', 'too_large', 'closed', 'internal'];
