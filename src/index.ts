@@ -2,3 +2,4 @@ export * from './wire/index.js';
 export * from './net/index.js';
 export * from './discovery/index.js';
 export { createLogger, configureLogging, type Logger } from './log/index.js';
+export * from './service/index.js';

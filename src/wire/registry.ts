@@ -32,7 +32,8 @@ function findProtoDir(): string {
 export interface MessageType<T> {
   readonly id: number;
   readonly name: string;
-  encode(message: T): Uint8Array;
+  /** Missing fields encode as their proto3 defaults. */
+  encode(message: Partial<T>): Uint8Array;
   decode(body: Uint8Array): T;
   /** The options declared on the message, such as `(gamemesh.route)`. */
   readonly options: Readonly<Record<string, unknown>>;
@@ -121,7 +122,7 @@ export class MessageRegistry {
     const type = this.root.lookupType(name);
     return {
       name,
-      encode: (message: T) => type.encode(message as Record<string, unknown>).finish(),
+      encode: (message: Partial<T>) => type.encode(message as Record<string, unknown>).finish(),
       decode: (body: Uint8Array) => type.decode(body) as T,
     };
   }
@@ -133,4 +134,22 @@ export class MessageRegistry {
   get types(): Iterable<MessageType<unknown>> {
     return this.byId.values();
   }
+}
+
+/**
+ * For generated code: message types from a protobufjs JSON descriptor, with
+ * the ids the generator assigned. No .proto parsing at run time.
+ */
+export function messageTypesFromJSON(json: protobuf.INamespace): <T>(fullName: string, id: number) => MessageType<T> {
+  const root = protobuf.Root.fromJSON(json);
+  return <T>(fullName: string, id: number): MessageType<T> => {
+    const type = root.lookupType(fullName);
+    return {
+      id,
+      name: fullName,
+      options: (type.options ?? {}) as Record<string, unknown>,
+      encode: (message: Partial<T>) => type.encode(message as Record<string, unknown>).finish(),
+      decode: (body: Uint8Array) => type.decode(body) as T,
+    };
+  };
 }

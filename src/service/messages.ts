@@ -1,0 +1,24 @@
+import { MessageRegistry } from '../wire/registry.js';
+
+export interface LinkChallenge { nonce: Uint8Array; protocol: number }
+export interface LinkHello { id: string; name: string; addr: number; nonce: Uint8Array; proof: Uint8Array; protocol: number; load: number }
+export interface LinkWelcome { id: string; name: string; addr: number; proof: Uint8Array; load: number }
+export interface RpcErrorMsg { code: string; message: string }
+export interface RpcCancel { reason: string }
+export interface LoadReport { load: number }
+export type Draining = Record<string, never>;
+
+export const LINK_PROTOCOL = 1;
+
+const registry = new MessageRegistry().load('gamemesh/link.proto');
+const t = <T>(name: string) => registry.type<T>(`gamemesh.link.${name}`);
+
+export const L = {
+  LinkChallenge: t<LinkChallenge>('LinkChallenge'),
+  LinkHello: t<LinkHello>('LinkHello'),
+  LinkWelcome: t<LinkWelcome>('LinkWelcome'),
+  RpcError: t<RpcErrorMsg>('RpcError'),
+  RpcCancel: t<RpcCancel>('RpcCancel'),
+  LoadReport: t<LoadReport>('LoadReport'),
+  Draining: t<Draining>('Draining'),
+} as const;

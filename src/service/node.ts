@@ -1,0 +1,511 @@
+import { EventEmitter } from 'node:events';
+import { DiscoveryClient, parseAddr as parseHostPort } from '../discovery/client.js';
+import type { Discovery, ServiceDesc, ServiceEvent, ServiceWatch } from '../discovery/types.js';
+import { createLogger, type Logger } from '../log/index.js';
+import { dialTcp, listenTcp, type TcpListener } from '../net/tcp.js';
+import type { MessageType } from '../wire/registry.js';
+import { RpcError, ServiceError } from './errors.js';
+import { formatAddr, packAddr, parseAddr, serviceId } from './identity.js';
+import { acceptLink, dialLink, type Link, type LinkIdentity } from './link.js';
+import { groupMatcher } from './link-rules.js';
+import { L } from './messages.js';
+import { Peer } from './peer.js';
+import { RpcEngine, type ClientInterceptor, type Init, type MessageHandler, type PeerInfo, type RpcHandler, type ServerInterceptor } from './rpc.js';
+import { Selector, type Strategy } from './select.js';
+
+/** The configuration a node needs; `loadConfig` produces a superset. */
+export interface NodeConfig {
+  sdaddr: string;
+  svcgroup: string;
+  svcindex: number;
+  wanip: string;
+  cluster: number;
+  listen: string;
+  token: string | undefined;
+}
+
+export interface ServiceNodeOptions {
+  /** Service name, e.g. "game". */
+  name: string;
+  /** Service type number for logical addresses (0..254). */
+  type?: number;
+  config?: Partial<NodeConfig>;
+  /** Use this discovery instead of connecting to config.sdaddr (it is not closed on stop). */
+  discovery?: Discovery;
+  /** Services to watch and connect to automatically. */
+  dependencies?: readonly string[];
+  /** Group rule per dependency (`dev|test`, `zone*`, `*`); the default is this node's group. */
+  linkRules?: Readonly<Record<string, string>>;
+  meta?: Readonly<Record<string, string>>;
+  defaultStrategy?: Strategy;
+  callTimeoutMs?: number;
+  shutdownTimeoutMs?: number;
+  maxInflight?: number;
+  /** Sends and calls queued for a peer that is still connecting. */
+  maxPendingPerPeer?: number;
+  maxFrame?: number;
+  logger?: Logger;
+}
+
+export type Target = string | { readonly id: string } | { readonly addr: string | number } | { readonly service: string; readonly strategy?: Strategy; readonly key?: string };
+
+export interface CallOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** When no instance is connected, wait for one until the deadline instead of failing at once. */
+  waitForInstance?: boolean;
+}
+
+export interface ServiceNodeEvents {
+  peerUp: [peer: PeerInfo];
+  peerDown: [peer: PeerInfo, reason: string];
+  ready: [];
+  stopping: [];
+}
+
+const DEFAULT_CONFIG: NodeConfig = { sdaddr: '127.0.0.1:8900', svcgroup: 'dev', svcindex: 0, wanip: '', cluster: 1, listen: '127.0.0.1:0', token: undefined };
+
+/**
+ * A process in the mesh: it listens on its own port, registers in discovery,
+ * connects to the services it depends on, and talks to peers with one-way
+ * messages and RPC. `stop()` drains it gracefully.
+ */
+export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
+  /** The first node started in this process: the default for generated stubs. */
+  static current: ServiceNode | undefined;
+  readonly name: string;
+  readonly id: string;
+  readonly addr: number;
+  readonly config: NodeConfig;
+  readonly log: Logger;
+  private readonly opts: ServiceNodeOptions;
+  private readonly rpc: RpcEngine;
+  private readonly selector = new Selector();
+  private readonly peers = new Map<string, Peer>();
+  private readonly byAddr = new Map<number, Peer>();
+  private readonly candidates = new Map<string, Peer[]>();
+  private readonly instanceWaiters = new Map<string, Array<() => void>>();
+  private readonly watches: ServiceWatch[] = [];
+  private readonly identity: LinkIdentity;
+  private discovery: Discovery | undefined;
+  private listener: TcpListener | undefined;
+  private load = 0;
+  private loadTimer: NodeJS.Timeout | undefined;
+  private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  private isReady = false;
+  private stopPromise: Promise<void> | undefined;
+
+  constructor(options: ServiceNodeOptions) {
+    super();
+    this.opts = options;
+    this.config = { ...DEFAULT_CONFIG, ...definedOnly(options.config ?? {}) };
+    this.name = options.name;
+    this.id = serviceId(options.name, this.config.svcindex, this.config.svcgroup);
+    this.addr = packAddr({ cluster: this.config.cluster, type: options.type ?? 0, index: this.config.svcindex });
+    this.log = options.logger ?? createLogger(`service.${options.name}`);
+    this.rpc = new RpcEngine({ maxInflight: options.maxInflight ?? 10_000, logger: this.log });
+    this.identity = { id: this.id, name: this.name, addr: this.addr, secret: this.config.token || undefined, load: () => this.load };
+  }
+
+  get address(): { host: string; port: number } {
+    if (!this.listener) throw new ServiceError('the node is not started');
+    return { host: this.listener.host, port: this.listener.port };
+  }
+
+  get ready(): boolean {
+    return this.isReady;
+  }
+
+  get logicalAddress(): string {
+    return formatAddr(this.addr);
+  }
+
+  // ---- registration of handlers and middleware ---------------------------
+
+  /** Serve an RPC: requests of type `req` are answered with `res`. */
+  handle<Req, Res>(req: MessageType<Req>, res: MessageType<Res>, fn: RpcHandler<Req, Res>): this {
+    this.rpc.handleRpc(req, res, fn);
+    return this;
+  }
+
+  /** Handle a one-way message. */
+  onMessage<T>(type: MessageType<T>, fn: MessageHandler<T>): this {
+    this.rpc.handleMessage(type, fn);
+    return this;
+  }
+
+  use(interceptors: { client?: ClientInterceptor; server?: ServerInterceptor }): this {
+    if (interceptors.client) this.rpc.clientInterceptors.push(interceptors.client);
+    if (interceptors.server) this.rpc.serverInterceptors.push(interceptors.server);
+    return this;
+  }
+
+  // ---- lifecycle ----------------------------------------------------------
+
+  async start(): Promise<this> {
+    if (this.state !== 'new') throw new ServiceError(`cannot start a node that is ${this.state}`);
+    this.state = 'starting';
+    const { host, port } = parseHostPort(this.config.listen);
+    this.listener = await listenTcp({ host, port, maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000 }, (session) => {
+      acceptLink(session, this.identity, 5000).then(
+        (link) => this.addLink(link),
+        (err: Error) => this.log.warn({ remote: session.remoteAddress, err: err.message }, 'refused a link'),
+      );
+    });
+    this.discovery = this.opts.discovery ?? (await DiscoveryClient.connect({ addr: this.config.sdaddr, token: this.config.token, name: this.id, connectTimeoutMs: 10_000 }));
+    for (const dep of this.opts.dependencies ?? []) {
+      const matches = groupMatcher(this.opts.linkRules?.[dep] ?? this.config.svcgroup);
+      const onEvent = (ev: ServiceEvent) => this.onServiceEvent(ev, matches);
+      const watch = await this.discovery.watchServices(dep, { onEvent });
+      this.watches.push(watch);
+      for (const desc of watch.list()) this.onServiceEvent({ type: 'add', desc }, matches);
+    }
+    await this.discovery.register(this.descriptor());
+    this.state = 'running';
+    ServiceNode.current ??= this;
+    this.log.info({ id: this.id, addr: this.logicalAddress, port: this.listener.port }, 'service started');
+    this.checkReady();
+    return this;
+  }
+
+  private descriptor(): ServiceDesc {
+    const listener = this.listener as TcpListener;
+    return {
+      name: this.name,
+      id: this.id,
+      host: listener.host,
+      port: listener.port,
+      meta: { ...this.opts.meta, addr: this.logicalAddress, group: this.config.svcgroup, index: String(this.config.svcindex), ...(this.config.wanip ? { wan: this.config.wanip } : {}) },
+    };
+  }
+
+  /** Resolves when every dependency has at least one connected instance. */
+  whenReady(): Promise<void> {
+    if (this.isReady) return Promise.resolve();
+    return new Promise((resolve) => this.once('ready', resolve));
+  }
+
+  /**
+   * Graceful stop: deregister, refuse new calls with "unavailable", let
+   * in-flight calls finish (up to shutdownTimeoutMs), then close.
+   */
+  stop(): Promise<void> {
+    this.stopPromise ??= this.doStop();
+    return this.stopPromise;
+  }
+
+  private async doStop(): Promise<void> {
+    if (this.state === 'new') {
+      this.state = 'stopped';
+      return;
+    }
+    this.state = 'stopping';
+    this.emit('stopping');
+    this.log.info('stopping');
+    try {
+      await this.discovery?.deregister(this.name, this.id);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'deregister failed; the registration expires with the session');
+    }
+    for (const p of this.peers.values()) p.link?.session.send(L.Draining.id, 0, L.Draining.encode({}));
+    const drained = await this.rpc.drain(this.opts.shutdownTimeoutMs ?? 8000);
+    if (!drained) this.log.warn({ inflight: this.rpc.inflight }, 'shutdown timeout: abandoning calls still in flight');
+    if (this.loadTimer) clearTimeout(this.loadTimer);
+    for (const w of this.watches) w.stop();
+    for (const p of this.peers.values()) {
+      if (p.retryTimer) clearTimeout(p.retryTimer);
+      p.failWaiters(new RpcError('unavailable', 'the service is stopped'));
+      p.link?.session.close('service stopped');
+    }
+    this.rpc.close();
+    await this.listener?.close();
+    if (!this.opts.discovery) await this.discovery?.close();
+    this.state = 'stopped';
+    if (ServiceNode.current === this) ServiceNode.current = undefined;
+    this.log.info('stopped');
+  }
+
+  /** Stops on SIGTERM or SIGINT, then exits the process. */
+  stopOnSignals(exit: (code: number) => void = (code) => process.exit(code)): void {
+    const onSignal = (signal: string) => {
+      this.log.info({ signal }, 'signal received');
+      this.stop().then(
+        () => exit(0),
+        (err: Error) => {
+          this.log.error({ err }, 'stop failed');
+          exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+  }
+
+  // ---- load ---------------------------------------------------------------
+
+  /** This instance's load figure for least-loaded selection; sent to peers when it changes. */
+  setLoad(load: number): void {
+    if (load === this.load) return;
+    this.load = load;
+    this.loadTimer ??= setTimeout(() => {
+      this.loadTimer = undefined;
+      const body = L.LoadReport.encode({ load: this.load });
+      for (const p of this.peers.values()) p.link?.session.send(L.LoadReport.id, 0, body);
+    }, 50);
+  }
+
+  // ---- peers --------------------------------------------------------------
+
+  private onServiceEvent(ev: ServiceEvent, matches: (group: string) => boolean): void {
+    const { desc } = ev;
+    if (desc.id === this.id) return;
+    if (ev.type === 'remove') {
+      const peer = this.peers.get(desc.id);
+      if (!peer) return;
+      peer.desc = undefined;
+      if (peer.retryTimer) clearTimeout(peer.retryTimer);
+      peer.retryTimer = undefined;
+      if (!peer.connected) this.forget(peer);
+      return;
+    }
+    if (!matches(desc.meta['group'] ?? '')) return;
+    const peer = this.peerFor(desc.id, desc.name, addrOf(desc));
+    peer.desc = desc;
+    peer.watched = true;
+    if (!peer.connected) this.dial(peer);
+  }
+
+  private peerFor(id: string, name: string, addr: number): Peer {
+    let peer = this.peers.get(id);
+    if (!peer) {
+      peer = new Peer(id, name, addr);
+      this.peers.set(id, peer);
+    }
+    if (addr) {
+      peer.addr = addr;
+      this.byAddr.set(addr, peer);
+    }
+    return peer;
+  }
+
+  private forget(peer: Peer): void {
+    this.peers.delete(peer.id);
+    if (this.byAddr.get(peer.addr) === peer) this.byAddr.delete(peer.addr);
+    peer.failWaiters(new RpcError('unavailable', `service ${peer.id} is gone`));
+  }
+
+  private dial(peer: Peer): void {
+    if (peer.dialing || peer.connected || !peer.desc || this.state === 'stopping' || this.state === 'stopped') return;
+    peer.dialing = true;
+    const { host, port } = peer.desc;
+    dialTcp(host, port, { maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000, connectTimeoutMs: 3000 })
+      .then((session) => dialLink(session, this.identity, 5000))
+      .then(
+        (link) => {
+          peer.dialing = false;
+          peer.attempt = 0;
+          this.addLink(link);
+        },
+        (err: Error) => {
+          peer.dialing = false;
+          this.log.debug({ peer: peer.id, err: err.message }, 'dial failed');
+          this.scheduleRedial(peer);
+        },
+      );
+  }
+
+  private scheduleRedial(peer: Peer): void {
+    if (!peer.watched && !peer.connected) {
+      this.forget(peer);
+      return;
+    }
+    if (!peer.desc || peer.connected || peer.retryTimer || this.state === 'stopping' || this.state === 'stopped') return;
+    const base = Math.min(3000, 50 * 2 ** Math.min(peer.attempt++, 8));
+    peer.retryTimer = setTimeout(() => {
+      peer.retryTimer = undefined;
+      this.dial(peer);
+    }, base / 2 + Math.random() * (base / 2));
+    peer.retryTimer.unref();
+    peer.failWaiters(new RpcError('unavailable', `cannot connect to ${peer.id}`), Date.now());
+  }
+
+  private addLink(link: Link): void {
+    if (link.peerId === this.id || this.state === 'stopped') {
+      link.session.close(link.peerId === this.id ? 'link to self' : 'service stopped');
+      return;
+    }
+    const peer = this.peerFor(link.peerId, link.peerName, link.peerAddr);
+    const existing = peer.link;
+    if (existing && !existing.session.closed) {
+      // Both sides dialed at once. Both keep the link dialed by the smaller id,
+      // so exactly one survives without any extra round trip.
+      const dialerOf = (l: Link) => (l.dialedByMe ? this.id : peer.id);
+      const keepNew = dialerOf(link) === dialerOf(existing) ? true : dialerOf(link) < dialerOf(existing);
+      const loser = keepNew ? existing : link;
+      if (!keepNew) {
+        loser.session.close('duplicate link');
+        return;
+      }
+      peer.link = undefined;
+      loser.session.close('duplicate link');
+    }
+    peer.link = link;
+    peer.load = link.peerLoad;
+    peer.draining = false;
+    link.session.once('close', (reason) => this.onLinkClose(peer, link, reason));
+    link.start((msgId, seq, body) => this.onLinkFrame(peer, link, msgId, seq, body));
+    this.refreshCandidates(peer.name);
+    peer.linkUp(link);
+    this.log.info({ peer: peer.id, addr: formatAddr(peer.addr), dialed: link.dialedByMe }, 'peer up');
+    this.emit('peerUp', peer);
+    this.checkReady();
+    for (const w of this.instanceWaiters.get(peer.name)?.splice(0) ?? []) w();
+  }
+
+  private onLinkFrame(peer: Peer, link: Link, msgId: number, seq: number, body: Buffer): void {
+    if (seq === 0) {
+      if (msgId === L.LoadReport.id) {
+        peer.load = L.LoadReport.decode(body).load;
+        return;
+      }
+      if (msgId === L.Draining.id) {
+        peer.draining = true;
+        this.refreshCandidates(peer.name);
+        return;
+      }
+    }
+    this.rpc.dispatch(link, peer, msgId, seq, body);
+  }
+
+  private onLinkClose(peer: Peer, link: Link, reason: string): void {
+    this.rpc.linkClosed(link, reason);
+    if (peer.link !== link) return;
+    peer.link = undefined;
+    this.refreshCandidates(peer.name);
+    this.log.info({ peer: peer.id, reason }, 'peer down');
+    this.emit('peerDown', peer, reason);
+    // Watched peers are redialed until discovery says they are gone; lazily
+    // found ones are looked up again on the next send.
+    if (peer.desc && peer.watched) this.scheduleRedial(peer);
+    else this.forget(peer);
+  }
+
+  private refreshCandidates(name: string): void {
+    const list: Peer[] = [];
+    for (const p of this.peers.values()) if (p.name === name && p.connected && !p.draining) list.push(p);
+    list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    this.candidates.set(name, list);
+  }
+
+  private checkReady(): void {
+    if (this.isReady || this.state !== 'running') return;
+    const deps = this.opts.dependencies ?? [];
+    if (deps.every((d) => (this.candidates.get(d)?.length ?? 0) > 0)) {
+      this.isReady = true;
+      this.log.info('ready');
+      this.emit('ready');
+    }
+  }
+
+  /** Connected, non-draining instances of a service, sorted by id. */
+  instances(name: string): readonly PeerInfo[] {
+    return this.candidates.get(name) ?? [];
+  }
+
+  // ---- sending ------------------------------------------------------------
+
+  /** One-way message. Resolves once it is handed to the link (queued if the peer is connecting). */
+  async send<T>(target: Target, type: MessageType<T>, msg: Init<T>, options: CallOptions = {}): Promise<void> {
+    const link = await this.resolve(target, options);
+    if (!link.session.send(type.id, 0, type.encode(msg as T))) throw new RpcError('unavailable', `link to ${link.peerId} is closed`);
+  }
+
+  /** Request/response call. Fails with an RpcError carrying a typed code. */
+  async call<Req, Res>(target: Target, req: MessageType<Req>, res: MessageType<Res>, request: Init<Req>, options: CallOptions = {}): Promise<Res> {
+    const timeoutMs = options.timeoutMs ?? this.opts.callTimeoutMs ?? 5000;
+    const deadline = Date.now() + timeoutMs;
+    const link = await this.resolve(target, { ...options, timeoutMs });
+    const peer = this.peers.get(link.peerId) as Peer;
+    return this.rpc.call(link, peer, req, res, request, Math.max(1, deadline - Date.now()), options.signal);
+  }
+
+  private async resolve(target: Target, options: CallOptions): Promise<Link> {
+    if (this.state !== 'running') throw new RpcError('unavailable', `the node is ${this.state}`);
+    const timeoutMs = options.timeoutMs ?? this.opts.callTimeoutMs ?? 5000;
+    const deadline = Date.now() + timeoutMs;
+    if (typeof target === 'string') return this.pickLink(target, this.opts.defaultStrategy ?? 'round-robin', undefined, options, deadline);
+    if ('service' in target) return this.pickLink(target.service, target.strategy ?? this.opts.defaultStrategy ?? 'round-robin', target.key, options, deadline);
+    if ('id' in target) {
+      const peer = this.peers.get(target.id);
+      if (!peer) throw new RpcError('unavailable', `service ${target.id} is not known here (not a dependency and never connected)`);
+      return this.linkOf(peer, deadline);
+    }
+    const addr = typeof target.addr === 'number' ? target.addr : parseAddr(target.addr);
+    return this.linkOf(this.byAddr.get(addr) ?? (await this.lookupAddr(addr)), deadline);
+  }
+
+  private async pickLink(name: string, strategy: Strategy, key: string | undefined, options: CallOptions, deadline: number): Promise<Link> {
+    for (;;) {
+      const peer = this.selector.pick(name, this.candidates.get(name) ?? [], strategy, key);
+      if (peer?.link) return peer.link;
+      if (!options.waitForInstance) throw new RpcError('unavailable', `no instance of service "${name}" is connected`);
+      await this.waitForInstance(name, deadline);
+    }
+  }
+
+  private waitForInstance(name: string, deadline: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const list = this.instanceWaiters.get(name) ?? [];
+        const i = list.indexOf(done);
+        if (i >= 0) list.splice(i, 1);
+        reject(new RpcError('timeout', `no instance of service "${name}" appeared before the deadline`));
+      }, Math.max(0, deadline - Date.now()));
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const list = this.instanceWaiters.get(name) ?? [];
+      list.push(done);
+      this.instanceWaiters.set(name, list);
+    });
+  }
+
+  /** The peer's link, waiting (bounded) while it connects. */
+  private linkOf(peer: Peer, deadline: number): Promise<Link> {
+    if (peer.link && !peer.link.session.closed) return Promise.resolve(peer.link);
+    if (!peer.desc) return Promise.reject(new RpcError('unavailable', `service ${peer.id} is not reachable`));
+    const max = this.opts.maxPendingPerPeer ?? 1024;
+    if (peer.waiters.length >= max) return Promise.reject(new RpcError('busy', `${max} sends are already waiting for ${peer.id} to connect`));
+    return new Promise<Link>((resolve, reject) => {
+      peer.waiters.push({ resolve, reject, deadline });
+      const timer = setTimeout(() => peer.failWaiters(new RpcError('timeout', `could not connect to ${peer.id} before the deadline`), Date.now()), Math.max(0, deadline - Date.now()) + 1);
+      timer.unref();
+      this.dial(peer);
+    });
+  }
+
+  /** Lazy connect (clustergo): find the instance that owns a logical address. */
+  private async lookupAddr(addr: number): Promise<Peer> {
+    const text = formatAddr(addr);
+    const found = (await (this.discovery as Discovery).listServices()).find((d) => d.meta['addr'] === text);
+    if (!found) throw new RpcError('unavailable', `no service has logical address ${text}`);
+    const peer = this.peerFor(found.id, found.name, addr);
+    peer.desc ??= found;
+    return peer;
+  }
+}
+
+function addrOf(desc: ServiceDesc): number {
+  try {
+    return desc.meta['addr'] ? parseAddr(desc.meta['addr']) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}

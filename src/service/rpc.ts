@@ -1,0 +1,307 @@
+import type { Logger } from '../log/index.js';
+import type { MessageType } from '../wire/registry.js';
+import { RpcError } from './errors.js';
+import type { Link } from './link.js';
+import { L } from './messages.js';
+
+/** Responses carry the call id with the top bit set; requests without; one-way messages use 0. */
+export const RESPONSE_BIT = 0x80000000;
+const MAX_CALL_ID = 0x7fffffff;
+
+export interface PeerInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly addr: number;
+}
+
+export interface CallContext {
+  readonly peer: PeerInfo;
+  /** The request message's name. */
+  readonly method: string;
+  /** Aborted when the caller cancels, its deadline passes, or the link drops. */
+  readonly signal: AbortSignal;
+}
+
+export interface ClientCall {
+  readonly method: string;
+  readonly peer: PeerInfo;
+  readonly request: unknown;
+  readonly timeoutMs: number;
+}
+
+export interface ServerCall {
+  readonly kind: 'rpc' | 'message';
+  readonly method: string;
+  readonly peer: PeerInfo;
+  readonly request: unknown;
+}
+
+/** Middleware around outgoing calls: logging, metrics, auth headers. Call next() to proceed. */
+export type ClientInterceptor = (call: ClientCall, next: () => Promise<unknown>) => Promise<unknown>;
+/** Middleware around incoming calls and messages. Throw to refuse. */
+export type ServerInterceptor = (call: ServerCall, next: () => Promise<unknown>) => Promise<unknown>;
+
+export type Init<T> = Partial<T>;
+export type RpcHandler<Req, Res> = (req: Req, ctx: CallContext) => Init<Res> | Promise<Init<Res>>;
+export type MessageHandler<T> = (msg: T, ctx: CallContext) => void | Promise<void>;
+
+type Entry =
+  | { kind: 'rpc'; req: MessageType<unknown>; res: MessageType<unknown>; fn: RpcHandler<unknown, unknown> }
+  | { kind: 'message'; type: MessageType<unknown>; fn: MessageHandler<unknown> };
+
+interface PendingCall {
+  readonly res: MessageType<unknown>;
+  readonly link: Link;
+  readonly deadline: number;
+  readonly resolve: (v: unknown) => void;
+  readonly reject: (e: Error) => void;
+}
+
+/** One incoming call's context; the AbortController is made only if a handler asks for the signal. */
+class IncomingContext implements CallContext {
+  private controller: AbortController | undefined;
+  private abortedWith: string | undefined;
+  constructor(
+    readonly peer: PeerInfo,
+    readonly method: string,
+  ) {}
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.abortedWith !== undefined && !this.controller.signal.aborted) this.controller.abort(new RpcError('cancelled', this.abortedWith));
+    return this.controller.signal;
+  }
+  abort(reason: string): void {
+    this.abortedWith = reason;
+    this.controller?.abort(new RpcError('cancelled', reason));
+  }
+}
+
+export interface RpcOptions {
+  maxInflight: number;
+  logger: Logger;
+}
+
+/**
+ * Calls and handlers over links: correlation ids, deadlines, cancellation,
+ * typed remote errors, interceptors, and the drain gate used by shutdown.
+ */
+export class RpcEngine {
+  private readonly handlers = new Map<number, Entry>();
+  private readonly pending = new Map<number, PendingCall>();
+  private readonly incoming = new Map<Link, Map<number, IncomingContext>>();
+  private nextCallId = 0;
+  private inflightCount = 0;
+  private draining = false;
+  private drainWaiters: Array<() => void> = [];
+  readonly clientInterceptors: ClientInterceptor[] = [];
+  readonly serverInterceptors: ServerInterceptor[] = [];
+  private readonly sweeper: NodeJS.Timeout;
+  unknownMessages = 0;
+
+  constructor(private readonly opts: RpcOptions) {
+    this.sweeper = setInterval(() => this.sweep(), 20);
+    this.sweeper.unref();
+  }
+
+  get inflight(): number {
+    return this.inflightCount;
+  }
+
+  get pendingCalls(): number {
+    return this.pending.size;
+  }
+
+  handleRpc<Req, Res>(req: MessageType<Req>, res: MessageType<Res>, fn: RpcHandler<Req, Res>): void {
+    this.claim(req.id, req.name);
+    this.handlers.set(req.id, { kind: 'rpc', req, res, fn } as Entry);
+  }
+
+  handleMessage<T>(type: MessageType<T>, fn: MessageHandler<T>): void {
+    this.claim(type.id, type.name);
+    this.handlers.set(type.id, { kind: 'message', type, fn } as Entry);
+  }
+
+  private claim(id: number, name: string): void {
+    const existing = this.handlers.get(id);
+    if (existing) throw new TypeError(`a handler for message ${id} (${name}) is already registered`);
+  }
+
+  // ---- caller side --------------------------------------------------------
+
+  call<Req, Res>(link: Link, peer: PeerInfo, req: MessageType<Req>, res: MessageType<Res>, request: Init<Req>, timeoutMs: number, signal?: AbortSignal): Promise<Res> {
+    const send = () => this.sendCall(link, req, res, request, timeoutMs, signal) as Promise<unknown>;
+    if (this.clientInterceptors.length === 0) return send() as Promise<Res>;
+    const call: ClientCall = { method: req.name, peer, request, timeoutMs };
+    return runChain(this.clientInterceptors, call, send) as Promise<Res>;
+  }
+
+  private sendCall<Req, Res>(link: Link, req: MessageType<Req>, res: MessageType<Res>, request: Init<Req>, timeoutMs: number, signal?: AbortSignal): Promise<Res> {
+    if (signal?.aborted) return Promise.reject(new RpcError('cancelled', 'the call was cancelled before it was sent'));
+    this.nextCallId = this.nextCallId >= MAX_CALL_ID ? 1 : this.nextCallId + 1;
+    const id = this.nextCallId;
+    return new Promise<Res>((resolve, reject) => {
+      const deadline = Date.now() + timeoutMs;
+      if (signal) {
+        const onAbort = () => this.abandon(id, new RpcError('cancelled', 'the call was cancelled'), 'cancelled by the caller');
+        signal.addEventListener('abort', onAbort, { once: true });
+        const clear = () => signal.removeEventListener('abort', onAbort);
+        this.pending.set(id, { res, link, deadline, resolve: (v) => (clear(), resolve(v as Res)), reject: (e) => (clear(), reject(e)) });
+      } else {
+        this.pending.set(id, { res, link, deadline, resolve: resolve as (v: unknown) => void, reject });
+      }
+      if (!link.session.send(req.id, id, req.encode(request as Req))) {
+        this.pending.delete(id);
+        reject(new RpcError('unavailable', `link to ${link.peerId} is closed`));
+      }
+    });
+  }
+
+  /** Fails a pending call locally and tells the callee to stop. */
+  private abandon(id: number, err: RpcError, reason: string): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    p.link.session.send(L.RpcCancel.id, id, L.RpcCancel.encode({ reason }));
+    p.reject(err);
+  }
+
+  private sweep(): void {
+    if (this.pending.size === 0) return;
+    const now = Date.now();
+    for (const [id, p] of this.pending) {
+      if (p.deadline <= now) this.abandon(id, new RpcError('timeout', `call to ${p.link.peerId} timed out`), 'deadline exceeded');
+    }
+  }
+
+  // ---- dispatch -----------------------------------------------------------
+
+  /** Every non-link frame from a peer lands here. */
+  dispatch(link: Link, peer: PeerInfo, msgId: number, seq: number, body: Buffer): void {
+    if (seq === 0) return this.onMessage(peer, msgId, body);
+    if (seq & RESPONSE_BIT) return this.onResponse(msgId, (seq & MAX_CALL_ID) >>> 0, body);
+    if (msgId === L.RpcCancel.id) {
+      this.incoming.get(link)?.get(seq)?.abort(L.RpcCancel.decode(body).reason || 'cancelled');
+      return;
+    }
+    this.onRequest(link, peer, msgId, seq, body);
+  }
+
+  private onResponse(msgId: number, id: number, body: Buffer): void {
+    const p = this.pending.get(id);
+    if (!p) return; // Timed out or cancelled already.
+    this.pending.delete(id);
+    if (msgId === L.RpcError.id) {
+      const e = L.RpcError.decode(body);
+      return p.reject(RpcError.fromWire(e.code, e.message));
+    }
+    if (msgId !== p.res.id) return p.reject(new RpcError('bad_request', `expected ${p.res.name} (${p.res.id}), got message ${msgId}`));
+    let value: unknown;
+    try {
+      value = p.res.decode(body);
+    } catch (err) {
+      return p.reject(new RpcError('bad_request', `undecodable ${p.res.name}: ${(err as Error).message}`));
+    }
+    p.resolve(value);
+  }
+
+  private onMessage(peer: PeerInfo, msgId: number, body: Buffer): void {
+    const h = this.handlers.get(msgId);
+    if (!h || h.kind !== 'message') {
+      this.unknownMessages++;
+      this.opts.logger.debug({ peer: peer.id, msgId }, 'dropped a message with no handler');
+      return;
+    }
+    let msg: unknown;
+    try {
+      msg = h.type.decode(body);
+    } catch (err) {
+      this.opts.logger.warn({ peer: peer.id, msg: h.type.name, err: (err as Error).message }, 'dropped an undecodable message');
+      return;
+    }
+    const ctx = new IncomingContext(peer, h.type.name);
+    const run = () => Promise.resolve(h.fn(msg, ctx));
+    const done = this.serverInterceptors.length === 0 ? run() : runChain(this.serverInterceptors, { kind: 'message', method: h.type.name, peer, request: msg }, run);
+    done.catch((err: Error) => this.opts.logger.error({ peer: peer.id, msg: h.type.name, err }, 'message handler failed'));
+  }
+
+  private onRequest(link: Link, peer: PeerInfo, msgId: number, seq: number, body: Buffer): void {
+    const reply = (code: string, message: string) => link.session.send(L.RpcError.id, (seq | RESPONSE_BIT) >>> 0, L.RpcError.encode({ code, message }));
+    if (this.draining) return void reply('unavailable', 'the service is shutting down');
+    const h = this.handlers.get(msgId);
+    if (!h || h.kind !== 'rpc') return void reply('unknown_method', `no handler for message ${msgId}`);
+    if (this.inflightCount >= this.opts.maxInflight) return void reply('busy', `over ${this.opts.maxInflight} calls in flight`);
+    let req: unknown;
+    try {
+      req = h.req.decode(body);
+    } catch (err) {
+      return void reply('bad_request', `undecodable ${h.req.name}: ${(err as Error).message}`);
+    }
+    const ctx = new IncomingContext(peer, h.req.name);
+    let calls = this.incoming.get(link);
+    if (!calls) this.incoming.set(link, (calls = new Map()));
+    calls.set(seq, ctx);
+    this.inflightCount++;
+    const run = () => Promise.resolve(h.fn(req, ctx));
+    const result = this.serverInterceptors.length === 0 ? run() : runChain(this.serverInterceptors, { kind: 'rpc', method: h.req.name, peer, request: req }, run);
+    result
+      .then(
+        (res) => {
+          let encoded: Uint8Array;
+          try {
+            encoded = h.res.encode(res as Partial<unknown>);
+          } catch (err) {
+            return void reply('application', `cannot encode ${h.res.name}: ${(err as Error).message}`);
+          }
+          link.session.send(h.res.id, (seq | RESPONSE_BIT) >>> 0, encoded);
+        },
+        (err: Error) => {
+          if (err instanceof RpcError) return void reply(err.code, err.message);
+          reply('application', err?.message ?? String(err));
+        },
+      )
+      .finally(() => {
+        calls.delete(seq);
+        this.inflightCount--;
+        if (this.inflightCount === 0 && this.drainWaiters.length > 0) {
+          for (const w of this.drainWaiters.splice(0)) w();
+        }
+      });
+  }
+
+  /** The link is gone: its callers fail fast and its handlers see an abort. */
+  linkClosed(link: Link, reason: string): void {
+    for (const [id, p] of this.pending) {
+      if (p.link !== link) continue;
+      this.pending.delete(id);
+      p.reject(new RpcError('unavailable', `link to ${link.peerId} lost: ${reason}`));
+    }
+    const calls = this.incoming.get(link);
+    if (calls) for (const ctx of calls.values()) ctx.abort(`link lost: ${reason}`);
+    this.incoming.delete(link);
+  }
+
+  /** Refuse new calls; resolves when in-flight ones finish or the timeout passes. */
+  drain(timeoutMs: number): Promise<boolean> {
+    this.draining = true;
+    if (this.inflightCount === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      timer.unref();
+      this.drainWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const p of this.pending.values()) p.reject(new RpcError('unavailable', 'the service is stopped'));
+    this.pending.clear();
+  }
+}
+
+function runChain<C>(chain: ReadonlyArray<(call: C, next: () => Promise<unknown>) => Promise<unknown>>, call: C, last: () => Promise<unknown>): Promise<unknown> {
+  const step = (i: number): Promise<unknown> => (i === chain.length ? last() : (chain[i] as (c: C, n: () => Promise<unknown>) => Promise<unknown>)(call, () => step(i + 1)));
+  return step(0);
+}
