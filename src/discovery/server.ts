@@ -322,7 +322,10 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
     if (this.stopping) return;
     const timer = setTimeout(() => {
       this.graceTimers.delete(key);
-      if (this.owners.has(key)) return;
+      // Checked again here: without a journal to flush, stop() closes the
+      // sessions (which start grace timers) before `stopping` is assigned,
+      // and commit() would then throw from this timer, uncaught.
+      if (this.stopping || this.owners.has(key)) return;
       this.log.info({ key }, 'service owner gone; removing registration');
       this.commit([{ key, delete: true }]);
     }, this.opts.graceMs);
