@@ -236,6 +236,8 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
       case M.DeregisterReq.id: {
         const { name, id } = M.DeregisterReq.decode(body);
         const key = serviceKey(name, id);
+        const owner = this.owners.get(key);
+        if (owner && owner !== client) throw new RequestError('bad_request', `service ${id} is registered by another live client`);
         this.owners.delete(key);
         client.services.delete(key);
         this.cancelGrace(key);
