@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'data/', '**/*.js', '!eslint.config.js', '!bin/*.js'] },
+  { ignores: ['dist/', 'node_modules/', 'data/', '.tmp/', '**/*.js', '!eslint.config.js', '!bin/*.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { dialTcp, type TcpSession } from '../net/tcp.js';
-import type { MessageType } from '../wire/registry.js';
+import { asBytes, type MessageType } from '../wire/registry.js';
 import { DISCOVERY_PROTOCOL, EVENT_DELETE, M, type PbKeyValue, type WatchEvent } from './messages.js';
 import { decodeServiceDesc, validateServiceDesc } from './service-desc.js';
 import { ServiceWatchView } from './service-watch.js';
@@ -476,5 +476,5 @@ export function toBytes(value: Uint8Array | string): Uint8Array {
 }
 
 function fromPb(kv: PbKeyValue): KeyValue {
-  return { key: kv.key, value: kv.value, createRev: kv.create_rev, modRev: kv.mod_rev };
+  return { key: kv.key, value: asBytes(kv.value), createRev: kv.create_rev, modRev: kv.mod_rev };
 }

@@ -1,6 +1,7 @@
 import { closeSync, existsSync, ftruncateSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { asBytes } from '../wire/registry.js';
 import { JournalEntryCodec, KeyValueCodec, SnapshotHeaderCodec, type JournalEntry } from './messages.js';
 import { encodeRecord, readRecords } from './records.js';
 import type { KeyValue } from './types.js';
@@ -205,7 +206,7 @@ function recover(path: string, warn: (msg: string) => void): { recovered: Recove
     revision = header.revision;
     for (const r of rest) {
       const kv = KeyValueCodec.decode(r);
-      kvs.set(kv.key, { key: kv.key, value: kv.value, createRev: kv.create_rev, modRev: kv.mod_rev });
+      kvs.set(kv.key, { key: kv.key, value: asBytes(kv.value), createRev: kv.create_rev, modRev: kv.mod_rev });
     }
   }
   const journalPath = `${path}.journal`;
@@ -221,7 +222,7 @@ function recover(path: string, warn: (msg: string) => void): { recovered: Recove
       journalEntries++;
       for (const m of entry.mutations) {
         if (m.delete) kvs.delete(m.key);
-        else kvs.set(m.key, { key: m.key, value: m.value ?? new Uint8Array(0), createRev: m.create_rev || entry.revision, modRev: entry.revision });
+        else kvs.set(m.key, { key: m.key, value: asBytes(m.value), createRev: m.create_rev || entry.revision, modRev: entry.revision });
       }
     }
     if (tailError) {

@@ -2,7 +2,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createLogger, type Logger } from '../log/index.js';
 import { listenTcp, type TcpListener, type TcpSession } from '../net/tcp.js';
-import type { MessageType } from '../wire/registry.js';
+import { asBytes, type MessageType } from '../wire/registry.js';
 import { DISCOVERY_PROTOCOL, EVENT_DELETE, EVENT_PUT, M, type PbKeyValue, type PbEvent, type TxnReq } from './messages.js';
 import { Persistence } from './persist.js';
 import { KvStore, type Change, type Mutation } from './store.js';
@@ -211,7 +211,9 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
         return this.sendChunked(client, this.store.list(prefix), (kvs, more) => this.reply(client, M.ListResp, seq, { kvs, revision: this.store.revision, more }));
       }
       case M.PutReq.id: {
-        const { key, value } = M.PutReq.decode(body);
+        const req = M.PutReq.decode(body);
+        const key = req.key;
+        const value = asBytes(req.value);
         this.checkKey(key);
         this.checkValue(value);
         this.commit([{ key, value }]);
@@ -282,7 +284,7 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
         }
       } else {
         this.checkKey(op.key);
-        const value = op.value ?? new Uint8Array(0);
+        const value = asBytes(op.value);
         this.checkValue(value);
         mutations.push({ key: op.key, value });
         state.set(op.key, true);

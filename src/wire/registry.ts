@@ -8,6 +8,16 @@ import protobuf from 'protobufjs';
 protobuf.util.Long = undefined as unknown as typeof protobuf.util.Long;
 protobuf.configure();
 
+const EMPTY = new Uint8Array(0);
+
+/**
+ * protobufjs decodes an absent `bytes` field as its default, a plain `[]`;
+ * everything downstream expects a Uint8Array.
+ */
+export function asBytes(value: Uint8Array | readonly number[] | null | undefined): Uint8Array {
+  return value instanceof Uint8Array ? value : value && value.length > 0 ? Uint8Array.from(value) : EMPTY;
+}
+
 /** Ids below this are reserved for gamemesh's own protocols. */
 export const FIRST_USER_MSG_ID = 1000;
 

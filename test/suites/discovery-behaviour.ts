@@ -57,6 +57,11 @@ export function discoveryBehaviour(backend: Backend): void {
       assert.equal(a.createRev, r1);
       assert.deepEqual([...(await d.get(`${p}b/x`))!.value], [0, 1, 2, 255]);
       assert.equal(await d.get(`${p}missing`), undefined);
+      await d.put(`${p}empty`, '');
+      const empty = await d.get(`${p}empty`);
+      assert.ok(empty && empty.value instanceof Uint8Array && empty.value.length === 0, 'an empty value is an empty Uint8Array');
+      assert.equal(asString(empty), '');
+      assert.equal(await d.delete(`${p}empty`), 1);
       assert.deepEqual((await d.list(`${p}b/`)).map((kv) => kv.key), [`${p}b/x`, `${p}b/y`]);
       const r4 = await d.put(`${p}a`, 'two');
       const a2 = (await d.get(`${p}a`))!;
