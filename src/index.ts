@@ -1,5 +1,5 @@
 export * from './wire/index.js';
 export * from './net/index.js';
 export * from './discovery/index.js';
-export { createLogger, configureLogging, type Logger } from './log/index.js';
+export * from './log/index.js';
 export * from './service/index.js';
