@@ -4,6 +4,7 @@ import { usage } from './usage.js';
 const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<number> }>> = {
   discovery: () => import('./discovery.js'),
   sd: () => import('./sd.js'),
+  gen: () => import('./gen.js'),
 };
 
 async function run(argv: string[]): Promise<number> {

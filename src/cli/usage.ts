@@ -3,8 +3,12 @@ export const usage = `usage: gamemesh <command> [options]
 commands:
   discovery [--addr 127.0.0.1:8900] [--datafile PATH] [--token SECRET] [--grace-ms 3000] [--no-fsync]
       run the discovery and KV server (token also from GAMEMESH_TOKEN)
-  sd [--addr host:port] [--token T] <verb>
+  sd [--addr host:port | etcd://host:2379[,host:2379...][/prefix]] [--token T] <verb>
       viewsvc | clearsvc | viewkey [PREFIX] | getvalue KEY | setvalue KEY VALUE
       deletevalue KEY | clearvalue | watch PREFIX
-      (VALUE "-" reads standard input; token also from GAMEMESH_TOKEN)
+      (VALUE "-" reads standard input; token also from GAMEMESH_TOKEN;
+       etcd credentials from GAMEMESH_ETCD_USER/PASSWORD/CA/CERT/KEY, see docs/etcd.md)
+  gen <proto dir> --out <dir> [--import-from gamemesh]
+      typed TypeScript (messages, ids, service stubs) and routes.json from .proto files;
+      a relative --import-from is written as seen from <dir>
 `;
