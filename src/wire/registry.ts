@@ -2,21 +2,9 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import type { MessageType } from './message-type.js';
 
-// 64-bit fields decode to plain numbers: revisions and ids stay far below 2^53,
-// and Long objects would leak into every API.
-protobuf.util.Long = undefined as unknown as typeof protobuf.util.Long;
-protobuf.configure();
-
-const EMPTY = new Uint8Array(0);
-
-/**
- * protobufjs decodes an absent `bytes` field as its default, a plain `[]`;
- * everything downstream expects a Uint8Array.
- */
-export function asBytes(value: Uint8Array | readonly number[] | null | undefined): Uint8Array {
-  return value instanceof Uint8Array ? value : value && value.length > 0 ? Uint8Array.from(value) : EMPTY;
-}
+export { asBytes, messageTypesFromJSON, type MessageType } from './message-type.js';
 
 /** Ids below this are reserved for gamemesh's own protocols. */
 export const FIRST_USER_MSG_ID = 1000;
@@ -36,17 +24,6 @@ function findProtoDir(): string {
     }
   }
   throw new Error('gamemesh: cannot find the proto/ directory of the package');
-}
-
-/** A protobuf message type bound to its stable numeric id. */
-export interface MessageType<T> {
-  readonly id: number;
-  readonly name: string;
-  /** Missing fields encode as their proto3 defaults. */
-  encode(message: Partial<T>): Uint8Array;
-  decode(body: Uint8Array): T;
-  /** The options declared on the message, such as `(gamemesh.route)`. */
-  readonly options: Readonly<Record<string, unknown>>;
 }
 
 export class RegistryError extends Error {
@@ -146,20 +123,3 @@ export class MessageRegistry {
   }
 }
 
-/**
- * For generated code: message types from a protobufjs JSON descriptor, with
- * the ids the generator assigned. No .proto parsing at run time.
- */
-export function messageTypesFromJSON(json: protobuf.INamespace): <T>(fullName: string, id: number) => MessageType<T> {
-  const root = protobuf.Root.fromJSON(json);
-  return <T>(fullName: string, id: number): MessageType<T> => {
-    const type = root.lookupType(fullName);
-    return {
-      id,
-      name: fullName,
-      options: (type.options ?? {}) as Record<string, unknown>,
-      encode: (message: Partial<T>) => type.encode(message as Record<string, unknown>).finish(),
-      decode: (body: Uint8Array) => type.decode(body) as T,
-    };
-  };
-}
