@@ -5,6 +5,8 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<num
   discovery: () => import('./discovery.js'),
   sd: () => import('./sd.js'),
   gen: () => import('./gen.js'),
+  agent: () => import('./agent.js'),
+  routes: () => import('./routes.js'),
 };
 
 async function run(argv: string[]): Promise<number> {

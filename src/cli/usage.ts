@@ -11,4 +11,8 @@ commands:
   gen <proto dir> --out <dir> [--import-from gamemesh]
       typed TypeScript (messages, ids, service stubs) and routes.json from .proto files;
       a relative --import-from is written as seen from <dir>
+  agent [service flags] [--tcp-port 0] [--ws-port 0] [--host 127.0.0.1] ...
+      run a gateway (agent); \`gamemesh agent --help\` lists every flag
+  routes push FILE | routes show [--sdaddr host:port] [--token T]
+      upload a route table (routes.json from gen) to the KV, or print the current one
 `;

@@ -22,12 +22,26 @@ export abstract class BaseSession extends EventEmitter<SessionEvents> implements
   ) {
     super();
     this.opts = { ...SESSION_DEFAULTS, ...definedOnly(options) };
+    this.startTimer();
+  }
+
+  private startTimer(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
     const { idleTimeoutMs, heartbeatMs } = this.opts;
     const tick = Math.min(idleTimeoutMs || Infinity, heartbeatMs || Infinity);
     if (tick !== Infinity) {
       this.timer = setInterval(() => this.onTick(), Math.max(10, Math.floor(tick / 2)));
       this.timer.unref();
     }
+  }
+
+  /** Changes the idle timeout and heartbeat of a live session (e.g. from reloaded config). */
+  setTimeouts(t: { idleTimeoutMs?: number; heartbeatMs?: number }): void {
+    if (this.closedFlag) return;
+    if (t.idleTimeoutMs !== undefined) this.opts.idleTimeoutMs = t.idleTimeoutMs;
+    if (t.heartbeatMs !== undefined) this.opts.heartbeatMs = t.heartbeatMs;
+    this.startTimer();
   }
 
   get closed(): boolean {

@@ -39,6 +39,7 @@ export interface Session extends EventEmitter<SessionEvents> {
   /** Bytes waiting to be written. */
   readonly outboundBytes: number;
   send(msgId: number, seq: number, body: Uint8Array): boolean;
+  setTimeouts(t: { idleTimeoutMs?: number; heartbeatMs?: number }): void;
   close(reason: string, error?: Error): void;
 }
 

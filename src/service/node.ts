@@ -59,9 +59,19 @@ export interface CallOptions {
 export interface ServiceNodeEvents {
   peerUp: [peer: PeerInfo];
   peerDown: [peer: PeerInfo, reason: string];
+  /** A watched peer left discovery and its link is down: it is gone for good. */
+  peerGone: [peer: PeerInfo];
   ready: [];
   stopping: [];
 }
+
+/**
+ * A duplicate link stays open this long after losing (and then until nothing
+ * is in flight on it, up to RETIRE_MAX_MS): long enough for whatever the
+ * other side sent on it before it saw the winner to arrive and be answered.
+ */
+const RETIRE_GRACE_MS = 1000;
+const RETIRE_MAX_MS = 10_000;
 
 const DEFAULT_CONFIG: NodeConfig = { sdaddr: '127.0.0.1:8900', svcgroup: 'dev', svcindex: 0, wanip: '', cluster: 1, listen: '127.0.0.1:0', token: undefined };
 
@@ -86,8 +96,12 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private readonly candidates = new Map<string, Peer[]>();
   private readonly instanceWaiters = new Map<string, Array<() => void>>();
   private readonly watches: ServiceWatch[] = [];
+  /** Losing duplicate links, still delivering what is in flight on them. */
+  private readonly retiring = new Map<Link, NodeJS.Timeout>();
   private readonly identity: LinkIdentity;
-  private discovery: Discovery | undefined;
+  private disco: Discovery | undefined;
+  private readonly dependencies: Set<string>;
+  private extraMeta: Record<string, string> = {};
   private listener: TcpListener | undefined;
   private load = 0;
   private loadTimer: NodeJS.Timeout | undefined;
@@ -103,6 +117,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.id = serviceId(options.name, this.config.svcindex, this.config.svcgroup);
     this.addr = packAddr({ cluster: this.config.cluster, type: options.type ?? 0, index: this.config.svcindex });
     this.log = options.logger ?? createLogger(`service.${options.name}`);
+    this.dependencies = new Set(options.dependencies ?? []);
     this.rpc = new RpcEngine({ maxInflight: options.maxInflight ?? 10_000, logger: this.log });
     this.identity = { id: this.id, name: this.name, addr: this.addr, secret: this.config.token || undefined, load: () => this.load };
   }
@@ -152,20 +167,47 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
         (err: Error) => this.log.warn({ remote: session.remoteAddress, err: err.message }, 'refused a link'),
       );
     });
-    this.discovery = this.opts.discovery ?? (await DiscoveryClient.connect({ addr: this.config.sdaddr, token: this.config.token, name: this.id, connectTimeoutMs: 10_000 }));
-    for (const dep of this.opts.dependencies ?? []) {
-      const matches = groupMatcher(this.opts.linkRules?.[dep] ?? this.config.svcgroup);
-      const onEvent = (ev: ServiceEvent) => this.onServiceEvent(ev, matches);
-      const watch = await this.discovery.watchServices(dep, { onEvent });
-      this.watches.push(watch);
-      for (const desc of watch.list()) this.onServiceEvent({ type: 'add', desc }, matches);
-    }
-    await this.discovery.register(this.descriptor());
+    this.disco = this.opts.discovery ?? (await DiscoveryClient.connect({ addr: this.config.sdaddr, token: this.config.token, name: this.id, connectTimeoutMs: 10_000 }));
+    for (const dep of this.dependencies) await this.watchDependency(dep);
+    await this.disco.register(this.descriptor());
     this.state = 'running';
     ServiceNode.current ??= this;
     this.log.info({ id: this.id, addr: this.logicalAddress, port: this.listener.port }, 'service started');
     this.checkReady();
     return this;
+  }
+
+  private async watchDependency(dep: string): Promise<void> {
+    const matches = groupMatcher(this.opts.linkRules?.[dep] ?? this.config.svcgroup);
+    const onEvent = (ev: ServiceEvent) => this.onServiceEvent(ev, matches);
+    const watch = await this.discovery.watchServices(dep, { onEvent });
+    this.watches.push(watch);
+    for (const desc of watch.list()) this.onServiceEvent({ type: 'add', desc }, matches);
+  }
+
+  /**
+   * Adds a service to watch and connect to, before or after start (the
+   * gateway adds the services its route table names).
+   */
+  addDependency(name: string): void {
+    if (this.dependencies.has(name)) return;
+    this.dependencies.add(name);
+    if (this.state === 'running') {
+      this.watchDependency(name).catch((err: Error) => this.log.error({ dependency: name, err: err.message }, 'cannot watch a dependency'));
+    }
+  }
+
+  /** Merges registration meta (e.g. an online count) and registers again if running. */
+  setMeta(meta: Readonly<Record<string, string>>): void {
+    this.extraMeta = { ...this.extraMeta, ...meta };
+    if (this.state !== 'running') return;
+    this.disco?.register(this.descriptor()).catch((err: Error) => this.log.warn({ err: err.message }, 'updating the registration failed'));
+  }
+
+  /** The discovery backend this node uses. */
+  get discovery(): Discovery {
+    if (!this.disco) throw new ServiceError('the node is not started');
+    return this.disco;
   }
 
   private descriptor(): ServiceDesc {
@@ -175,7 +217,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       id: this.id,
       host: listener.host,
       port: listener.port,
-      meta: { ...this.opts.meta, addr: this.logicalAddress, group: this.config.svcgroup, index: String(this.config.svcindex), ...(this.config.wanip ? { wan: this.config.wanip } : {}) },
+      meta: { ...this.opts.meta, ...this.extraMeta, addr: this.logicalAddress, group: this.config.svcgroup, index: String(this.config.svcindex), ...(this.config.wanip ? { wan: this.config.wanip } : {}) },
     };
   }
 
@@ -203,7 +245,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.emit('stopping');
     this.log.info('stopping');
     try {
-      await this.discovery?.deregister(this.name, this.id);
+      await this.disco?.deregister(this.name, this.id);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'deregister failed; the registration expires with the session');
     }
@@ -217,9 +259,14 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       p.failWaiters(new RpcError('unavailable', 'the service is stopped'));
       p.link?.session.close('service stopped');
     }
+    for (const [link, timer] of this.retiring) {
+      clearTimeout(timer);
+      link.session.close('service stopped');
+    }
+    this.retiring.clear();
     this.rpc.close();
     await this.listener?.close();
-    if (!this.opts.discovery) await this.discovery?.close();
+    if (!this.opts.discovery) await this.disco?.close();
     this.state = 'stopped';
     if (ServiceNode.current === this) ServiceNode.current = undefined;
     this.log.info('stopped');
@@ -289,6 +336,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   }
 
   private forget(peer: Peer): void {
+    if (this.peers.get(peer.id) === peer && peer.watched) this.emit('peerGone', peer);
     this.peers.delete(peer.id);
     if (this.byAddr.get(peer.addr) === peer) this.byAddr.delete(peer.addr);
     peer.failWaiters(new RpcError('unavailable', `service ${peer.id} is gone`));
@@ -309,6 +357,8 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
         (err: Error) => {
           peer.dialing = false;
           this.log.debug({ peer: peer.id, err: err.message }, 'dial failed');
+          // Calls waiting for this peer fail now rather than at their deadline; later ones wait for the redial.
+          peer.failWaiters(new RpcError('unavailable', `cannot connect to ${peer.id}: ${err.message}`));
           this.scheduleRedial(peer);
         },
       );
@@ -326,7 +376,6 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       this.dial(peer);
     }, base / 2 + Math.random() * (base / 2));
     peer.retryTimer.unref();
-    peer.failWaiters(new RpcError('unavailable', `cannot connect to ${peer.id}`), Date.now());
   }
 
   private addLink(link: Link): void {
@@ -336,30 +385,56 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     }
     const peer = this.peerFor(link.peerId, link.peerName, link.peerAddr);
     const existing = peer.link;
-    if (existing && !existing.session.closed) {
-      // Both sides dialed at once. Both keep the link dialed by the smaller id,
-      // so exactly one survives without any extra round trip.
+    const replacing = existing !== undefined && !existing.session.closed;
+    link.session.once('close', (reason) => this.onLinkClose(peer, link, reason));
+    if (replacing) {
+      // A new link from the same dialer replaces a stale one. Otherwise both
+      // sides dialed at once: both keep the link dialed by the smaller id, so
+      // exactly one survives without any extra round trip. That loser is
+      // retired, not closed: either side may already have sent calls or
+      // messages on it, and those must still be delivered and answered.
       const dialerOf = (l: Link) => (l.dialedByMe ? this.id : peer.id);
-      const keepNew = dialerOf(link) === dialerOf(existing) ? true : dialerOf(link) < dialerOf(existing);
-      const loser = keepNew ? existing : link;
-      if (!keepNew) {
-        loser.session.close('duplicate link');
+      const sameDialer = dialerOf(link) === dialerOf(existing);
+      if (!sameDialer && dialerOf(link) > dialerOf(existing)) {
+        link.start((msgId, seq, body) => this.onLinkFrame(peer, link, msgId, seq, body));
+        this.retire(link);
         return;
       }
-      peer.link = undefined;
-      loser.session.close('duplicate link');
+      if (sameDialer) {
+        peer.link = undefined;
+        existing.session.close('replaced by a new link');
+      } else {
+        this.retire(existing);
+      }
     }
     peer.link = link;
     peer.load = link.peerLoad;
     peer.draining = false;
-    link.session.once('close', (reason) => this.onLinkClose(peer, link, reason));
     link.start((msgId, seq, body) => this.onLinkFrame(peer, link, msgId, seq, body));
     this.refreshCandidates(peer.name);
     peer.linkUp(link);
-    this.log.info({ peer: peer.id, addr: formatAddr(peer.addr), dialed: link.dialedByMe }, 'peer up');
-    this.emit('peerUp', peer);
+    if (replacing) {
+      this.log.debug({ peer: peer.id, dialed: link.dialedByMe }, 'duplicate link resolved');
+    } else {
+      this.log.info({ peer: peer.id, addr: formatAddr(peer.addr), dialed: link.dialedByMe }, 'peer up');
+      this.emit('peerUp', peer);
+    }
     this.checkReady();
     for (const w of this.instanceWaiters.get(peer.name)?.splice(0) ?? []) w();
+  }
+
+  /** Sends no more on a losing duplicate link, and closes it once nothing is in flight on it. */
+  private retire(link: Link): void {
+    const since = Date.now();
+    const check = () => {
+      if (this.rpc.busyOn(link) && Date.now() - since < RETIRE_MAX_MS) {
+        this.retiring.set(link, setTimeout(check, 50));
+        return;
+      }
+      this.retiring.delete(link);
+      link.session.close('duplicate link');
+    };
+    this.retiring.set(link, setTimeout(check, RETIRE_GRACE_MS));
   }
 
   private onLinkFrame(peer: Peer, link: Link, msgId: number, seq: number, body: Buffer): void {
@@ -379,6 +454,11 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
 
   private onLinkClose(peer: Peer, link: Link, reason: string): void {
     this.rpc.linkClosed(link, reason);
+    const retiring = this.retiring.get(link);
+    if (retiring) {
+      clearTimeout(retiring);
+      this.retiring.delete(link);
+    }
     if (peer.link !== link) return;
     peer.link = undefined;
     this.refreshCandidates(peer.name);
@@ -399,7 +479,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
 
   private checkReady(): void {
     if (this.isReady || this.state !== 'running') return;
-    const deps = this.opts.dependencies ?? [];
+    const deps = [...this.dependencies];
     if (deps.every((d) => (this.candidates.get(d)?.length ?? 0) > 0)) {
       this.isReady = true;
       this.log.info('ready');
@@ -408,8 +488,18 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   }
 
   /** Connected, non-draining instances of a service, sorted by id. */
-  instances(name: string): readonly PeerInfo[] {
+  instances(name: string): ReadonlyArray<PeerInfo & { readonly load: number }> {
     return this.candidates.get(name) ?? [];
+  }
+
+  isConnected(id: string): boolean {
+    return this.peers.get(id)?.connected ?? false;
+  }
+
+  /** Hot-path one-way send to a linked peer; false (nothing queued) if it is not linked. */
+  sendToPeer<T>(id: string, type: MessageType<T>, msg: Init<T>): boolean {
+    const link = this.peers.get(id)?.link;
+    return link !== undefined && link.session.send(type.id, 0, type.encode(msg));
   }
 
   // ---- sending ------------------------------------------------------------
@@ -488,7 +578,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   /** Lazy connect (clustergo): find the instance that owns a logical address. */
   private async lookupAddr(addr: number): Promise<Peer> {
     const text = formatAddr(addr);
-    const found = (await (this.discovery as Discovery).listServices()).find((d) => d.meta['addr'] === text);
+    const found = (await this.discovery.listServices()).find((d) => d.meta['addr'] === text);
     if (!found) throw new RpcError('unavailable', `no service has logical address ${text}`);
     const peer = this.peerFor(found.id, found.name, addr);
     peer.desc ??= found;

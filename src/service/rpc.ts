@@ -45,9 +45,8 @@ export type Init<T> = Partial<T>;
 export type RpcHandler<Req, Res> = (req: Req, ctx: CallContext) => Init<Res> | Promise<Init<Res>>;
 export type MessageHandler<T> = (msg: T, ctx: CallContext) => void | Promise<void>;
 
-type Entry =
-  | { kind: 'rpc'; req: MessageType<unknown>; res: MessageType<unknown>; fn: RpcHandler<unknown, unknown> }
-  | { kind: 'message'; type: MessageType<unknown>; fn: MessageHandler<unknown> };
+type RpcEntry = { kind: 'rpc'; req: MessageType<unknown>; res: MessageType<unknown>; fn: RpcHandler<unknown, unknown> };
+type Entry = RpcEntry | { kind: 'message'; type: MessageType<unknown>; fn: MessageHandler<unknown> };
 
 interface PendingCall {
   readonly res: MessageType<unknown>;
@@ -178,7 +177,7 @@ export class RpcEngine {
   /** Every non-link frame from a peer lands here. */
   dispatch(link: Link, peer: PeerInfo, msgId: number, seq: number, body: Buffer): void {
     if (seq === 0) return this.onMessage(peer, msgId, body);
-    if (seq & RESPONSE_BIT) return this.onResponse(msgId, (seq & MAX_CALL_ID) >>> 0, body);
+    if (seq & RESPONSE_BIT) return this.onResponse(link, msgId, (seq & MAX_CALL_ID) >>> 0, body);
     if (msgId === L.RpcCancel.id) {
       this.incoming.get(link)?.get(seq)?.abort(L.RpcCancel.decode(body).reason || 'cancelled');
       return;
@@ -186,9 +185,10 @@ export class RpcEngine {
     this.onRequest(link, peer, msgId, seq, body);
   }
 
-  private onResponse(msgId: number, id: number, body: Buffer): void {
+  private onResponse(link: Link, msgId: number, id: number, body: Buffer): void {
     const p = this.pending.get(id);
-    if (!p) return; // Timed out or cancelled already.
+    // Timed out or cancelled already; or a response from a peer the call was not sent to (call ids are per node, not per link).
+    if (!p || p.link !== link) return;
     this.pending.delete(id);
     if (msgId === L.RpcError.id) {
       const e = L.RpcError.decode(body);
@@ -225,47 +225,78 @@ export class RpcEngine {
   }
 
   private onRequest(link: Link, peer: PeerInfo, msgId: number, seq: number, body: Buffer): void {
-    const reply = (code: string, message: string) => link.session.send(L.RpcError.id, (seq | RESPONSE_BIT) >>> 0, L.RpcError.encode({ code, message }));
-    if (this.draining) return void reply('unavailable', 'the service is shutting down');
+    if (this.draining) return this.replyError(link, seq, 'unavailable', 'the service is shutting down');
     const h = this.handlers.get(msgId);
-    if (!h || h.kind !== 'rpc') return void reply('unknown_method', `no handler for message ${msgId}`);
-    if (this.inflightCount >= this.opts.maxInflight) return void reply('busy', `over ${this.opts.maxInflight} calls in flight`);
+    if (!h || h.kind !== 'rpc') return this.replyError(link, seq, 'unknown_method', `no handler for message ${msgId}`);
+    if (this.inflightCount >= this.opts.maxInflight) return this.replyError(link, seq, 'busy', `over ${this.opts.maxInflight} calls in flight`);
     let req: unknown;
     try {
       req = h.req.decode(body);
     } catch (err) {
-      return void reply('bad_request', `undecodable ${h.req.name}: ${(err as Error).message}`);
+      return this.replyError(link, seq, 'bad_request', `undecodable ${h.req.name}: ${(err as Error).message}`);
     }
     const ctx = new IncomingContext(peer, h.req.name);
+    let result: unknown;
+    try {
+      result =
+        this.serverInterceptors.length === 0
+          ? h.fn(req, ctx)
+          : runChain(this.serverInterceptors, { kind: 'rpc', method: h.req.name, peer, request: req }, () => Promise.resolve(h.fn(req, ctx)));
+    } catch (err) {
+      // A handler that throws instead of returning fails the call, as a rejection would.
+      return this.replyFailure(link, seq, err);
+    }
+    // Hot path: a handler that answers synchronously is answered now, with no
+    // promises and no in-flight bookkeeping (nothing can cancel it meanwhile).
+    if (!isThenable(result)) return this.replyResult(link, h, seq, result);
+    // Registered after the handler started: no frame (a cancel) can arrive in between.
     let calls = this.incoming.get(link);
     if (!calls) this.incoming.set(link, (calls = new Map()));
     calls.set(seq, ctx);
     this.inflightCount++;
-    const run = () => Promise.resolve(h.fn(req, ctx));
-    const result = this.serverInterceptors.length === 0 ? run() : runChain(this.serverInterceptors, { kind: 'rpc', method: h.req.name, peer, request: req }, run);
-    result
-      .then(
-        (res) => {
-          let encoded: Uint8Array;
-          try {
-            encoded = h.res.encode(res as Partial<unknown>);
-          } catch (err) {
-            return void reply('application', `cannot encode ${h.res.name}: ${(err as Error).message}`);
-          }
-          link.session.send(h.res.id, (seq | RESPONSE_BIT) >>> 0, encoded);
-        },
-        (err: Error) => {
-          if (err instanceof RpcError) return void reply(err.code, err.message);
-          reply('application', err?.message ?? String(err));
-        },
-      )
-      .finally(() => {
-        calls.delete(seq);
-        this.inflightCount--;
-        if (this.inflightCount === 0 && this.drainWaiters.length > 0) {
-          for (const w of this.drainWaiters.splice(0)) w();
-        }
-      });
+    const settle = (): void => {
+      calls.delete(seq);
+      this.inflightCount--;
+      if (this.inflightCount === 0 && this.drainWaiters.length > 0) {
+        for (const w of this.drainWaiters.splice(0)) w();
+      }
+    };
+    result.then(
+      (res) => {
+        this.replyResult(link, h, seq, res);
+        settle();
+      },
+      (err: unknown) => {
+        this.replyFailure(link, seq, err);
+        settle();
+      },
+    );
+  }
+
+  private replyResult(link: Link, h: RpcEntry, seq: number, res: unknown): void {
+    let encoded: Uint8Array;
+    try {
+      encoded = h.res.encode(res as Partial<unknown>);
+    } catch (err) {
+      return this.replyError(link, seq, 'application', `cannot encode ${h.res.name}: ${(err as Error).message}`);
+    }
+    link.session.send(h.res.id, (seq | RESPONSE_BIT) >>> 0, encoded);
+  }
+
+  private replyFailure(link: Link, seq: number, err: unknown): void {
+    if (err instanceof RpcError) return this.replyError(link, seq, err.code, err.message);
+    this.replyError(link, seq, 'application', (err as Error | undefined)?.message ?? String(err));
+  }
+
+  private replyError(link: Link, seq: number, code: string, message: string): void {
+    link.session.send(L.RpcError.id, (seq | RESPONSE_BIT) >>> 0, L.RpcError.encode({ code, message }));
+  }
+
+  /** Whether calls are in flight on this link, in either direction. */
+  busyOn(link: Link): boolean {
+    if ((this.incoming.get(link)?.size ?? 0) > 0) return true;
+    for (const p of this.pending.values()) if (p.link === link) return true;
+    return false;
   }
 
   /** The link is gone: its callers fail fast and its handlers see an abort. */
@@ -299,6 +330,10 @@ export class RpcEngine {
     for (const p of this.pending.values()) p.reject(new RpcError('unavailable', 'the service is stopped'));
     this.pending.clear();
   }
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof (v as { then?: unknown } | null | undefined)?.then === 'function';
 }
 
 function runChain<C>(chain: ReadonlyArray<(call: C, next: () => Promise<unknown>) => Promise<unknown>>, call: C, last: () => Promise<unknown>): Promise<unknown> {

@@ -1,0 +1,327 @@
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from '../log/index.js';
+import type { Session } from '../net/session.js';
+import { listenTcp, type TcpListener } from '../net/tcp.js';
+import { listenWs, type WsListener } from '../net/ws.js';
+import { CloudConfig } from '../service/cloud-config.js';
+import { ServiceNode, type ServiceNodeOptions } from '../service/node.js';
+import type { PeerInfo } from '../service/rpc.js';
+import { Selector, type Strategy } from '../service/select.js';
+import { ClientConn } from './client-conn.js';
+import { KickCode } from './kick.js';
+import { C, CLIENT_PROTOCOL, G, type BindReq, type KickClients, type ToClients } from './messages.js';
+import { HEARTBEAT_KEY, ROUTES_KEY, RouteTable } from './routes.js';
+
+export type BackendGonePolicy = 'keep' | 'unbind' | 'disconnect';
+
+export interface AgentOptions {
+  /** Options of the agent's own service node (config, discovery, logger...). */
+  node?: Omit<ServiceNodeOptions, 'name' | 'meta'> & { name?: string };
+  /** Interface the client ports bind to. */
+  host?: string;
+  /** 0 lets the OS pick; null turns the transport off. */
+  tcpPort?: number | null;
+  wsPort?: number | null;
+  wsPath?: string;
+  maxFrame?: number;
+  maxMsgsPerSec?: number;
+  maxOutbound?: number;
+  maxClients?: number;
+  /** Used until (and unless) config/agent/heartbeat_sec says otherwise. */
+  heartbeatSec?: number;
+  handshakeTimeoutMs?: number;
+  /** What to do with a message id that no route names. */
+  unknownMessage?: 'kick' | 'drop';
+  /** What to do with clients bound to a backend that left discovery for good. */
+  backendGone?: BackendGonePolicy;
+  /** How "pass" messages pick an instance (then stick to it per client). */
+  strategy?: Strategy;
+  /** Clients this agent accepts before login stops sending it players. */
+  capacity?: number;
+  /** A fixed table instead of the one in the KV (tests, single-binary setups). */
+  routes?: RouteTable;
+}
+
+export interface AgentStats {
+  online: number;
+  forwarded: number;
+  blocked: number;
+  unknown: number;
+  unauthenticated: number;
+  rateLimited: number;
+  undeliverable: number;
+}
+
+/**
+ * The gateway: the only process clients touch. It holds their TCP and
+ * WebSocket connections, routes their messages to backends by the route
+ * table, keeps their bindings and session data, and relays backend replies,
+ * pushes and broadcasts back.
+ */
+export class Agent {
+  readonly node: ServiceNode;
+  readonly log: Logger;
+  readonly stats: AgentStats = { online: 0, forwarded: 0, blocked: 0, unknown: 0, unauthenticated: 0, rateLimited: 0, undeliverable: 0 };
+  private readonly opts: AgentOptions;
+  private readonly clients = new Map<number, ClientConn>();
+  private readonly boundTo = new Map<string, Set<ClientConn>>();
+  private readonly selector = new Selector();
+  private routes: RouteTable;
+  private heartbeatSec: number;
+  private nextClientId = 1;
+  private tcp: TcpListener | undefined;
+  private ws: WsListener | undefined;
+  private cloud: CloudConfig | undefined;
+  private reportTimer: NodeJS.Timeout | undefined;
+  private reportedOnline = -1;
+  private stopping = false;
+
+  constructor(options: AgentOptions = {}) {
+    this.opts = options;
+    this.routes = options.routes ?? new RouteTable();
+    this.heartbeatSec = options.heartbeatSec ?? 20;
+    this.node = new ServiceNode({ ...options.node, name: options.node?.name ?? 'agent', type: options.node?.type ?? 1 });
+    this.log = this.node.log;
+    this.node.onMessage(G.ToClients, (msg) => this.onToClients(msg));
+    this.node.onMessage(G.KickClients, (msg) => this.onKickClients(msg));
+    this.node.handle(G.BindReq, G.BindResp, (req, ctx) => this.onBind(req, ctx.peer));
+    this.node.on('peerUp', (peer) => this.onBackendStatus(peer, true));
+    this.node.on('peerDown', (peer) => this.onBackendStatus(peer, false));
+    this.node.on('peerGone', (peer) => this.onBackendGone(peer));
+  }
+
+  get tcpAddress(): string | undefined {
+    return this.tcp ? `${this.tcp.host}:${this.tcp.port}` : undefined;
+  }
+
+  get wsUrl(): string | undefined {
+    return this.ws ? `ws://${this.ws.host}:${this.ws.port}${this.opts.wsPath ?? '/'}` : undefined;
+  }
+
+  get online(): number {
+    return this.clients.size;
+  }
+
+  get routeTable(): RouteTable {
+    return this.routes;
+  }
+
+  async start(): Promise<this> {
+    const host = this.opts.host ?? '127.0.0.1';
+    const sessionOpts = {
+      maxFrame: this.opts.maxFrame ?? 64 * 1024,
+      maxOutbound: this.opts.maxOutbound ?? 1024 * 1024,
+      idleTimeoutMs: this.opts.handshakeTimeoutMs ?? 10_000,
+      heartbeatMs: 0,
+    };
+    if (this.opts.tcpPort !== null) this.tcp = await listenTcp({ ...sessionOpts, host, port: this.opts.tcpPort ?? 0 }, (s) => this.accept(s));
+    if (this.opts.wsPort !== null) this.ws = await listenWs({ ...sessionOpts, host, port: this.opts.wsPort ?? 0, path: this.opts.wsPath }, (s, req) => this.accept(s, req));
+    const wan = this.node.config.wanip;
+    this.node.setMeta({
+      ...(this.tcp ? { tcp: `${wan || this.tcp.host}:${this.tcp.port}` } : {}),
+      ...(this.ws ? { ws: `ws://${wan || this.ws.host}:${this.ws.port}${this.opts.wsPath ?? '/'}` } : {}),
+      capacity: String(this.opts.capacity ?? 10_000),
+      online: '0',
+    });
+    await this.node.start();
+    if (!this.opts.routes) await this.watchConfig();
+    else this.applyRoutes(this.opts.routes);
+    this.reportTimer = setInterval(() => this.reportOnline(), 1000);
+    this.reportTimer.unref();
+    this.log.info({ tcp: this.tcpAddress, ws: this.wsUrl, routes: this.routes.size }, 'agent listening');
+    return this;
+  }
+
+  private async watchConfig(): Promise<void> {
+    this.cloud = await CloudConfig.open(this.node.discovery, { logger: this.log });
+    this.cloud.watchInt(HEARTBEAT_KEY, this.heartbeatSec, (sec) => this.setHeartbeat(sec));
+    const apply = (text: string | undefined) => {
+      if (text === undefined) return;
+      try {
+        this.applyRoutes(RouteTable.parse(text));
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'ignoring a bad route table; keeping the current one');
+      }
+    };
+    this.cloud.onChange(ROUTES_KEY, apply);
+    apply(this.cloud.raw(ROUTES_KEY));
+  }
+
+  private applyRoutes(table: RouteTable): void {
+    this.routes = table;
+    for (const service of table.services()) this.node.addDependency(service);
+    this.log.info({ routes: table.size, services: table.services() }, 'route table applied');
+  }
+
+  private setHeartbeat(sec: number): void {
+    if (!(sec > 0)) return;
+    const old = this.heartbeatSec;
+    this.heartbeatSec = sec;
+    // Clients that follow the old period are not cut off: each keeps the
+    // longer of the two windows, and is told the new period.
+    const idle = this.idleMs(Math.max(old, sec));
+    const ack = C.HandshakeAck.encode({ version: CLIENT_PROTOCOL, heartbeat_sec: sec, session_id: '', server_time_ms: Date.now() });
+    for (const c of this.clients.values()) {
+      if (!c.handshaken) continue;
+      c.conn.setTimeouts({ idleTimeoutMs: idle });
+      c.conn.send(C.HandshakeAck.id, 0, ack);
+    }
+    if (old !== sec) this.log.info({ heartbeatSec: sec }, 'heartbeat period changed');
+  }
+
+  private idleMs(sec: number): number {
+    return sec * 2000 + 1000;
+  }
+
+  // ---- clients ------------------------------------------------------------
+
+  private accept(conn: Session, req?: IncomingMessage): void {
+    if (this.stopping || this.clients.size >= (this.opts.maxClients ?? 100_000)) {
+      conn.send(C.Kick.id, 0, C.Kick.encode({ code: KickCode.SHUTDOWN, reason: this.stopping ? 'the agent is shutting down' : 'the agent is full' }));
+      conn.close('refused');
+      return;
+    }
+    const client = new ClientConn(this.nextClientId++, conn, this.opts.maxMsgsPerSec ?? 100);
+    this.clients.set(client.id, client);
+    this.stats.online = this.clients.size;
+    conn.on('frame', (msgId, seq, body) => this.onClientFrame(client, msgId, seq, body));
+    conn.once('close', (reason) => this.onClientClose(client, reason));
+    this.log.debug({ client: client.id, remote: conn.remoteAddress, transport: conn.transport, path: req?.url }, 'client connected');
+  }
+
+  private onClientFrame(client: ClientConn, msgId: number, seq: number, body: Buffer): void {
+    if (!client.take(Date.now())) {
+      this.stats.rateLimited++;
+      return client.kick(KickCode.RATE_LIMIT, `over ${this.opts.maxMsgsPerSec ?? 100} messages per second`);
+    }
+    if (!client.handshaken) return this.onHandshake(client, msgId, seq, body);
+    if (msgId === C.Ping.id) return void client.conn.send(C.Pong.id, seq, C.Pong.encode({ server_time_ms: Date.now() }));
+    const route = this.routes.get(msgId);
+    if (!route) {
+      this.stats.unknown++;
+      if ((this.opts.unknownMessage ?? 'kick') === 'kick') return client.kick(KickCode.UNKNOWN_MESSAGE, `message id ${msgId} is not routed`);
+      return;
+    }
+    if (route.rule === 'blocked') {
+      this.stats.blocked++;
+      return;
+    }
+    let backend: string | undefined;
+    if (route.rule === 'auth') {
+      backend = client.bound?.get(route.service);
+      if (!backend) {
+        this.stats.unauthenticated++;
+        return client.error(seq, 'unauthenticated', `${route.name} needs a session bound by ${route.service}`);
+      }
+    } else {
+      backend = client.bound?.get(route.service) ?? this.stickyBackend(client, route.service);
+      if (!backend) {
+        this.stats.undeliverable++;
+        return client.error(seq, 'unavailable', `no instance of ${route.service} is available`);
+      }
+    }
+    const sent = this.node.sendToPeer(backend, G.ClientMessage, { client_id: client.id, msg_id: msgId, seq, body, session: client.session });
+    if (sent) this.stats.forwarded++;
+    else {
+      this.stats.undeliverable++;
+      client.error(seq, 'unavailable', `${route.service} (${backend}) is not reachable right now`);
+    }
+  }
+
+  private stickyBackend(client: ClientConn, service: string): string | undefined {
+    const current = client.sticky?.get(service);
+    if (current && this.node.isConnected(current)) return current;
+    const pick = this.selector.pick(service, this.node.instances(service), this.opts.strategy ?? 'least-loaded');
+    if (pick) (client.sticky ??= new Map()).set(service, pick.id);
+    return pick?.id;
+  }
+
+  private onHandshake(client: ClientConn, msgId: number, seq: number, body: Buffer): void {
+    if (msgId !== C.Handshake.id) return client.kick(KickCode.BAD_HANDSHAKE, `expected Handshake (${C.Handshake.id}), got message ${msgId}`);
+    let hs;
+    try {
+      hs = C.Handshake.decode(body);
+    } catch {
+      return client.kick(KickCode.BAD_HANDSHAKE, 'undecodable Handshake');
+    }
+    if (hs.version !== CLIENT_PROTOCOL) return client.kick(KickCode.BAD_HANDSHAKE, `client protocol ${hs.version} is not supported (agent speaks ${CLIENT_PROTOCOL})`);
+    client.handshaken = true;
+    if (hs.token) client.session = { token: hs.token.slice(0, 4096) };
+    client.conn.setTimeouts({ idleTimeoutMs: this.idleMs(this.heartbeatSec) });
+    client.conn.send(C.HandshakeAck.id, seq, C.HandshakeAck.encode({ version: CLIENT_PROTOCOL, heartbeat_sec: this.heartbeatSec, session_id: `${this.node.id}/${client.id}`, server_time_ms: Date.now() }));
+  }
+
+  private onClientClose(client: ClientConn, reason: string): void {
+    this.clients.delete(client.id);
+    this.stats.online = this.clients.size;
+    for (const backend of client.backends()) {
+      this.boundTo.get(backend)?.delete(client);
+      this.node.sendToPeer(backend, G.ClientClosed, { client_id: client.id, reason, session: client.session });
+    }
+    this.log.debug({ client: client.id, reason }, 'client closed');
+  }
+
+  // ---- backends -----------------------------------------------------------
+
+  private onToClients(msg: ToClients): void {
+    if (msg.all) {
+      for (const c of this.clients.values()) if (c.handshaken) c.conn.send(msg.msg_id, msg.seq, msg.body);
+      return;
+    }
+    for (const id of msg.client_ids) this.clients.get(id)?.conn.send(msg.msg_id, msg.seq, msg.body);
+  }
+
+  private onKickClients(msg: KickClients): void {
+    for (const id of msg.client_ids) this.clients.get(id)?.kick(KickCode.KICKED, msg.reason || 'kicked by the server');
+  }
+
+  private onBind(req: BindReq, peer: PeerInfo): { ok: boolean; error: string } {
+    const client = this.clients.get(req.client_id);
+    if (!client) return { ok: false, error: `client ${req.client_id} is not connected to ${this.node.id}` };
+    const previous = client.bound?.get(peer.name);
+    if (previous && previous !== peer.id) this.boundTo.get(previous)?.delete(client);
+    client.bind(peer.name, peer.id, req.session);
+    let set = this.boundTo.get(peer.id);
+    if (!set) this.boundTo.set(peer.id, (set = new Set()));
+    set.add(client);
+    return { ok: true, error: '' };
+  }
+
+  private onBackendStatus(peer: PeerInfo, up: boolean): void {
+    const clients = this.boundTo.get(peer.id);
+    if (!clients || clients.size === 0) return;
+    const body = C.BackendStatus.encode({ service: peer.name, id: peer.id, up });
+    for (const c of clients) c.conn.send(C.BackendStatus.id, 0, body);
+  }
+
+  private onBackendGone(peer: PeerInfo): void {
+    const clients = this.boundTo.get(peer.id);
+    if (!clients || clients.size === 0) return;
+    const policy = this.opts.backendGone ?? 'keep';
+    if (policy === 'keep') return;
+    this.boundTo.delete(peer.id);
+    for (const c of clients) {
+      if (policy === 'disconnect') c.kick(KickCode.BACKEND_GONE, `${peer.name} (${peer.id}) is gone`);
+      else c.bound?.delete(peer.name);
+    }
+  }
+
+  private reportOnline(): void {
+    const online = this.clients.size;
+    if (online === this.reportedOnline) return;
+    this.reportedOnline = online;
+    this.node.setLoad(online);
+    this.node.setMeta({ online: String(online) });
+  }
+
+  /** Kicks every client (backends are told), then stops the node. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.reportTimer) clearInterval(this.reportTimer);
+    for (const c of [...this.clients.values()]) c.kick(KickCode.SHUTDOWN, 'the agent is shutting down');
+    await Promise.all([this.tcp?.close(), this.ws?.close()]);
+    this.cloud?.close();
+    await this.node.stop();
+  }
+}

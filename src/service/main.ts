@@ -1,0 +1,70 @@
+import { closeLogs, createLogger, setupLogging } from '../log/index.js';
+import { ConfigError, helpText, loadConfig, type FlagSpecs, type LoadedConfig, type ServiceConfig } from './config.js';
+
+export interface Stoppable {
+  stop(): Promise<void>;
+}
+
+export interface ServiceMainOptions<F extends FlagSpecs> {
+  program: string;
+  summary: string;
+  flags?: F;
+  defaults?: Partial<ServiceConfig>;
+  argv?: readonly string[];
+  /** Starts the service; what it returns is stopped on SIGTERM or SIGINT. */
+  run(loaded: LoadedConfig<F>): Promise<Stoppable>;
+}
+
+/**
+ * The standard life of a service process: configuration from flags, env
+ * and flagfile; logging set up from it; start; a graceful stop on SIGTERM or
+ * SIGINT; logs flushed before exit. Resolves with the exit code.
+ */
+export async function serviceMain<const F extends FlagSpecs>(options: ServiceMainOptions<F>): Promise<number> {
+  let loaded: LoadedConfig<F>;
+  try {
+    loaded = loadConfig({ argv: options.argv, flags: options.flags, defaults: options.defaults });
+    if (loaded.help) {
+      process.stdout.write(helpText({ program: options.program, summary: options.summary, flags: options.flags, defaults: options.defaults }));
+      return 0;
+    }
+    setupLogging(loaded.config);
+  } catch (err) {
+    if (!(err instanceof ConfigError) && !(err instanceof RangeError) && !(err instanceof TypeError)) throw err;
+    process.stderr.write(`${options.program}: ${err.message}\n`);
+    return 2;
+  }
+  const log = createLogger(options.program);
+  let service: Stoppable;
+  try {
+    service = await options.run(loaded);
+  } catch (err) {
+    log.fatal({ err }, 'start failed');
+    process.stderr.write(`${options.program}: ${(err as Error).message}\n`);
+    await closeLogs();
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'stopping');
+      service
+        .stop()
+        .then(
+          () => 0,
+          (err: Error) => {
+            log.error({ err }, 'stop failed');
+            return 1;
+          },
+        )
+        .then(async (code) => {
+          await closeLogs();
+          resolve(code);
+        });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
