@@ -245,7 +245,9 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.emit('stopping');
     this.log.info('stopping');
     try {
-      await this.disco?.deregister(this.name, this.id);
+      // Without a discovery link the registration expires with the session;
+      // waiting out a request timeout would only delay the shutdown.
+      if (this.disco?.connected) await withTimeout(this.disco.deregister(this.name, this.id), 2000, 'deregister timed out');
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'deregister failed; the registration expires with the session');
     }
@@ -598,4 +600,12 @@ function definedOnly<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
   return out;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
