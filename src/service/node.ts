@@ -410,7 +410,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       }
     }
     peer.link = link;
-    peer.load = link.peerLoad;
+    peer.load = Number.isFinite(link.peerLoad) ? link.peerLoad : 0;
     peer.draining = false;
     link.start((msgId, seq, body) => this.onLinkFrame(peer, link, msgId, seq, body));
     this.refreshCandidates(peer.name);
@@ -442,7 +442,9 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private onLinkFrame(peer: Peer, link: Link, msgId: number, seq: number, body: Buffer): void {
     if (seq === 0) {
       if (msgId === L.LoadReport.id) {
-        peer.load = L.LoadReport.decode(body).load;
+        const load = L.LoadReport.decode(body).load;
+        // A NaN would make every least-loaded comparison false.
+        peer.load = Number.isFinite(load) ? load : 0;
         return;
       }
       if (msgId === L.Draining.id) {
