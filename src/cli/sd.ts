@@ -1,7 +1,7 @@
-import { DiscoveryClient } from '../discovery/client.js';
+import { connectDiscovery, type DiscoveryConnection } from '../discovery/connect.js';
 import { asString } from '../discovery/values.js';
 import { SERVICE_PREFIX, type KeyValue } from '../discovery/types.js';
-import { parse, UsageError } from './args.js';
+import { intOption, parse, UsageError } from './args.js';
 
 const VERBS: Record<string, number[]> = {
   viewsvc: [0, 0],
@@ -16,7 +16,7 @@ const VERBS: Record<string, number[]> = {
 
 /** Exit codes: 0 ok, 1 key not found, 2 usage or connection error. */
 export async function main(argv: string[]): Promise<number> {
-  let client: DiscoveryClient | undefined;
+  let client: DiscoveryConnection | undefined;
   try {
     const { values, positionals } = parse(argv, {
       addr: { type: 'string', default: '127.0.0.1:8900' },
@@ -28,9 +28,9 @@ export async function main(argv: string[]): Promise<number> {
     if (!verb || !arity) throw new UsageError(`expected one of ${Object.keys(VERBS).join(', ')}${verb ? `, got ${verb}` : ''}`);
     const [min, max] = arity as [number, number];
     if (args.length < min || args.length > max) throw new UsageError(`${verb} takes ${min === max ? min : `${min} to ${max}`} argument(s), got ${args.length}`);
-    const timeout = Number(values['timeout']);
-    client = await DiscoveryClient.connect({
-      addr: String(values['addr']),
+    const timeout = intOption(values['timeout'], 'timeout', 3000);
+    // `etcd://host:2379[,...][/prefix]` selects the etcd backend, `host:port` the built-in server.
+    client = await connectDiscovery(String(values['addr']), {
       token: (values['token'] as string | undefined) ?? process.env['GAMEMESH_TOKEN'],
       name: 'gamemesh-cli',
       failFast: true,
@@ -46,7 +46,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function runVerb(client: DiscoveryClient, verb: string, args: string[]): Promise<number> {
+async function runVerb(client: DiscoveryConnection, verb: string, args: string[]): Promise<number> {
   const out = (line: string) => process.stdout.write(`${line}\n`);
   const [a = '', b = ''] = args;
   switch (verb) {
@@ -95,7 +95,7 @@ async function runVerb(client: DiscoveryClient, verb: string, args: string[]): P
   }
 }
 
-async function watch(client: DiscoveryClient, prefix: string): Promise<number> {
+async function watch(client: DiscoveryConnection, prefix: string): Promise<number> {
   const w = await client.watch(prefix);
   for (const kv of w.list()) process.stdout.write(`snapshot ${kv.key} = ${preview(kv)}\n`);
   const stop = () => w.stop();

@@ -3,3 +3,14 @@ export * from './values.js';
 export { DiscoveryClient, parseAddr, type DiscoveryClientOptions, type DiscoveryClientEvents } from './client.js';
 export { DiscoveryServer, type DiscoveryServerOptions } from './server.js';
 export { encodeServiceDesc, decodeServiceDesc, validateServiceDesc } from './service-desc.js';
+export { EtcdDiscovery, type EtcdDiscoveryOptions, type EtcdTlsOptions } from './etcd.js';
+export {
+  connectDiscovery,
+  etcdOptionsFromEnv,
+  isEtcdAddr,
+  parseEtcdAddr,
+  type ConnectDiscoveryOptions,
+  type DiscoveryConnection,
+  type DiscoveryEvents,
+  type EtcdAddr,
+} from './connect.js';

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { DiscoveryClient, parseAddr as parseHostPort } from '../discovery/client.js';
+import { parseAddr as parseHostPort } from '../discovery/client.js';
+import { connectDiscovery } from '../discovery/connect.js';
 import type { Discovery, ServiceDesc, ServiceEvent, ServiceWatch } from '../discovery/types.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { dialTcp, listenTcp, type TcpListener } from '../net/tcp.js';
@@ -167,7 +168,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
         (err: Error) => this.log.warn({ remote: session.remoteAddress, err: err.message }, 'refused a link'),
       );
     });
-    this.disco = this.opts.discovery ?? (await DiscoveryClient.connect({ addr: this.config.sdaddr, token: this.config.token, name: this.id, connectTimeoutMs: 10_000 }));
+    this.disco = this.opts.discovery ?? (await connectDiscovery(this.config.sdaddr, { token: this.config.token, name: this.id, connectTimeoutMs: 10_000 }));
     for (const dep of this.dependencies) await this.watchDependency(dep);
     await this.disco.register(this.descriptor());
     this.state = 'running';
