@@ -7,6 +7,9 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<num
   gen: () => import('./gen.js'),
   agent: () => import('./agent.js'),
   routes: () => import('./routes.js'),
+  hub: () => import('./hub.js'),
+  login: () => import('./login.js'),
+  up: () => import('./up.js'),
 };
 
 async function run(argv: string[]): Promise<number> {

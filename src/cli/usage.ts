@@ -15,4 +15,7 @@ commands:
       run a gateway (agent); \`gamemesh agent --help\` lists every flag
   routes push FILE | routes show [--sdaddr host:port] [--token T]
       upload a route table (routes.json from gen) to the KV, or print the current one
+  login [service flags] [--http 127.0.0.1:8080] [--static DIR] [--demo] [--jwt-secret S] (HTTP login: JWT + gateway address; web page)
+  hub [service flags] [--max-channels 10000] [--max-channel-length 256] [--max-body 1m] (the pub/sub hub, docs/hub.md)
+  up <cluster.json> [--sdaddr ADDR] [--http HOST:PORT] [--var K=V] (the whole cluster as local processes, docs/cluster-file.md)
 `;

@@ -123,9 +123,16 @@ export class Agent {
       capacity: String(this.opts.capacity ?? 10_000),
       online: '0',
     });
-    await this.node.start();
-    if (!this.opts.routes) await this.watchConfig();
-    else this.applyRoutes(this.opts.routes);
+    try {
+      await this.node.start();
+      if (!this.opts.routes) await this.watchConfig();
+      else this.applyRoutes(this.opts.routes);
+    } catch (err) {
+      // Close the client ports too, or they keep the process alive after a failed start.
+      await Promise.all([this.tcp?.close(), this.ws?.close()]);
+      await this.node.stop();
+      throw err;
+    }
     this.reportTimer = setInterval(() => this.reportOnline(), 1000);
     this.reportTimer.unref();
     this.log.info({ tcp: this.tcpAddress, ws: this.wsUrl, routes: this.routes.size }, 'agent listening');

@@ -161,6 +161,24 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   async start(): Promise<this> {
     if (this.state !== 'new') throw new ServiceError(`cannot start a node that is ${this.state}`);
     this.state = 'starting';
+    try {
+      await this.open();
+    } catch (err) {
+      // Release what was opened, or the port keeps the process alive after a failed start.
+      for (const w of this.watches.splice(0)) w.stop();
+      await this.listener?.close();
+      if (!this.opts.discovery) await this.disco?.close().catch(() => {});
+      this.state = 'stopped';
+      throw err;
+    }
+    this.state = 'running';
+    ServiceNode.current ??= this;
+    this.log.info({ id: this.id, addr: this.logicalAddress, port: this.address.port }, 'service started');
+    this.checkReady();
+    return this;
+  }
+
+  private async open(): Promise<void> {
     const { host, port } = parseHostPort(this.config.listen);
     this.listener = await listenTcp({ host, port, maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000 }, (session) => {
       acceptLink(session, this.identity, 5000).then(
@@ -171,11 +189,6 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.disco = this.opts.discovery ?? (await connectDiscovery(this.config.sdaddr, { token: this.config.token, name: this.id, connectTimeoutMs: 10_000 }));
     for (const dep of this.dependencies) await this.watchDependency(dep);
     await this.disco.register(this.descriptor());
-    this.state = 'running';
-    ServiceNode.current ??= this;
-    this.log.info({ id: this.id, addr: this.logicalAddress, port: this.listener.port }, 'service started');
-    this.checkReady();
-    return this;
   }
 
   private async watchDependency(dep: string): Promise<void> {
@@ -238,7 +251,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   }
 
   private async doStop(): Promise<void> {
-    if (this.state === 'new') {
+    if (this.state === 'new' || this.state === 'stopped') {
       this.state = 'stopped';
       return;
     }

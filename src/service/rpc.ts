@@ -220,7 +220,13 @@ export class RpcEngine {
     }
     const ctx = new IncomingContext(peer, h.type.name);
     const run = () => Promise.resolve(h.fn(msg, ctx));
-    const done = this.serverInterceptors.length === 0 ? run() : runChain(this.serverInterceptors, { kind: 'message', method: h.type.name, peer, request: msg }, run);
+    let done: Promise<unknown>;
+    try {
+      done = this.serverInterceptors.length === 0 ? run() : runChain(this.serverInterceptors, { kind: 'message', method: h.type.name, peer, request: msg }, run);
+    } catch (err) {
+      // A synchronous throw must not escape into the link and close it.
+      done = Promise.reject(err as Error);
+    }
     done.catch((err: Error) => this.opts.logger.error({ peer: peer.id, msg: h.type.name, err }, 'message handler failed'));
   }
 

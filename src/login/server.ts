@@ -1,0 +1,200 @@
+/**
+ * The login service's HTTP side: POST /api/login checks an account's
+ * password (registering it first in demo mode), and answers with a JWT and
+ * the least-loaded gateway's address, so clients need only the login URL.
+ * The same server serves the demo's static web page.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { DiscoveryError } from '../discovery/types.js';
+import type { Logger } from '../log/index.js';
+import type { ServiceNode } from '../service/node.js';
+import { AccountStore, checkCredentials } from './accounts.js';
+import { AgentPicker } from './agents.js';
+import { HttpError, discard, readJsonBody, sendJson } from './http-util.js';
+import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
+import { serveStatic, staticRoot } from './static.js';
+import { issueToken, loadJwtKey } from './tokens.js';
+
+export const MAX_LOGIN_BODY = 8 * 1024;
+export const NO_AGENT_MESSAGE = 'no gateway (agent) is available right now';
+
+export interface LoginOptions {
+  /** A started node; the login uses its discovery, group and logger, and does not stop it. */
+  node: ServiceNode;
+  /** 0 lets the OS pick. Default 8080. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Files served for GET requests outside /api/ (index.html for a directory). */
+  staticDir?: string;
+  /** Register unknown accounts on their first login. */
+  demo?: boolean;
+  /** Token lifetime. Default 3600. */
+  ttlSec?: number;
+  /** The JWT secret; else GAMEMESH_JWT_SECRET, else the KV (see loadJwtKey). */
+  jwtSecret?: string;
+  /** Login attempts per client IP. Default a burst of 20, then 5 per second. */
+  rateLimit?: RateLimitOptions;
+  /** Link rule of the agent groups players are sent to. Default the node's group. */
+  agentGroup?: string;
+  logger?: Logger;
+}
+
+export interface LoginServer {
+  readonly host: string;
+  readonly port: number;
+  /** e.g. http://127.0.0.1:8080/ */
+  readonly url: string;
+  /** Closes the HTTP server and its connections, and stops watching agents; the node is left running. */
+  stop(): Promise<void>;
+}
+
+export interface LoginReply {
+  token: string;
+  /** Milliseconds since the epoch. */
+  expiresAt: number;
+  agent: { tcp?: string; ws?: string };
+  account: string;
+  /** The account was registered by this login (demo mode). */
+  created: boolean;
+}
+
+export async function startLogin(options: LoginOptions): Promise<LoginServer> {
+  const { node } = options;
+  const log = options.logger ?? node.log;
+  const root = options.staticDir ? await staticRoot(options.staticDir) : undefined;
+  const key = await loadJwtKey(node.discovery, { secret: options.jwtSecret });
+  const picker = await AgentPicker.open(node.discovery, { group: options.agentGroup ?? node.config.svcgroup });
+  const ctx: Handler = {
+    log,
+    root,
+    key,
+    picker,
+    ttlSec: options.ttlSec ?? 3600,
+    accounts: new AccountStore(node.discovery, { demo: options.demo ?? false }),
+    limiter: new RateLimiter(options.rateLimit ?? { burst: 20, perSec: 5 }),
+  };
+  const server = createServer((req, res) => {
+    handle(ctx, req, res).catch((err: unknown) => fail(ctx, req, res, err));
+  });
+  // Bounds for slow or stuck clients; a login request is small.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 15_000;
+  server.keepAliveTimeout = 5000;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket));
+  try {
+    await listen(server, options.port ?? 8080, options.host ?? '127.0.0.1');
+  } catch (err) {
+    picker.close();
+    throw err;
+  }
+  const addr = server.address();
+  const host = typeof addr === 'object' && addr ? addr.address : (options.host ?? '127.0.0.1');
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/`;
+  log.info({ url, demo: options.demo ?? false, static: root }, 'login listening');
+  let stopped: Promise<void> | undefined;
+  return {
+    host,
+    port,
+    url,
+    stop: () =>
+      (stopped ??= new Promise<void>((resolve) => {
+        picker.close();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      })),
+  };
+}
+
+interface Handler {
+  readonly log: Logger;
+  readonly root: string | undefined;
+  readonly key: Uint8Array;
+  readonly picker: AgentPicker;
+  readonly ttlSec: number;
+  readonly accounts: AccountStore;
+  readonly limiter: RateLimiter;
+}
+
+async function handle(ctx: Handler, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  req.on('error', () => {});
+  const pathname = (req.url ?? '/').split('?')[0] ?? '/';
+  const method = req.method ?? 'GET';
+  if (pathname === '/api/login') {
+    if (method !== 'POST') throw methodNotAllowed(req, 'POST');
+    return sendJson(req, res, 200, await login(ctx, req));
+  }
+  if (pathname === '/api/health') {
+    if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(req, 'GET, HEAD');
+    return sendJson(req, res, 200, { ok: true, agents: ctx.picker.agents().length, available: ctx.picker.withRoom() });
+  }
+  if (pathname.startsWith('/api/')) throw new HttpError(404, `no endpoint ${pathname}`);
+  if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(req, 'GET, HEAD');
+  if (!ctx.root) throw new HttpError(404, 'not found (no static files are served)');
+  await serveStatic(req, res, ctx.root, pathname);
+}
+
+async function login(ctx: Handler, req: IncomingMessage): Promise<LoginReply> {
+  const ip = req.socket.remoteAddress ?? 'unknown';
+  const waitMs = ctx.limiter.take(ip);
+  if (waitMs > 0) {
+    discard(req);
+    const sec = Math.ceil(waitMs / 1000);
+    throw new HttpError(429, `too many login attempts; retry in ${sec} s`, { 'retry-after': String(sec) });
+  }
+  const body = await readJsonBody(req, MAX_LOGIN_BODY);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'expected a JSON object {"account": ..., "password": ...}');
+  const { account, password } = body as { account?: unknown; password?: unknown };
+  const why = checkCredentials(account, password);
+  if (why !== undefined) throw new HttpError(400, why);
+  const name = account as string;
+  // Checked before the (deliberately slow) password hash, so an outage does not cost CPU per retry.
+  if (ctx.picker.withRoom() === 0) throw new HttpError(503, NO_AGENT_MESSAGE);
+  const auth = await ctx.accounts.authenticate(name, password as string);
+  // One message for both, so the reply does not tell which accounts exist.
+  if (!auth.ok) throw new HttpError(401, 'wrong account or password');
+  if (auth.created) ctx.log.info({ account: name }, 'account registered');
+  const agent = ctx.picker.pick();
+  if (!agent) throw new HttpError(503, NO_AGENT_MESSAGE);
+  const { token, expiresAt } = await issueToken({ sub: name, name }, ctx.key, { ttlSec: ctx.ttlSec });
+  ctx.log.debug({ account: name, agent: agent.id }, 'login');
+  return { token, expiresAt, agent: { tcp: agent.tcp, ws: agent.ws }, account: name, created: auth.created };
+}
+
+function methodNotAllowed(req: IncomingMessage, allow: string): HttpError {
+  discard(req);
+  return new HttpError(405, `${req.method ?? '?'} is not allowed here; use ${allow}`, { allow });
+}
+
+function fail(ctx: Handler, req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  if (err instanceof HttpError) return sendJson(req, res, err.status, { error: err.message }, err.headers);
+  if (err instanceof DiscoveryError && (err.code === 'unavailable' || err.code === 'timeout' || err.code === 'closed')) {
+    ctx.log.warn({ err: err.message }, 'discovery is unavailable');
+    return sendJson(req, res, 503, { error: 'the account store is unavailable right now' }, { 'retry-after': '1' });
+  }
+  ctx.log.error({ err, url: req.url }, 'login request failed');
+  sendJson(req, res, 500, { error: 'internal error' });
+}
+
+/** Malformed HTTP never reaches the handler; it still gets a JSON answer when the socket can take one. */
+function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const body = JSON.stringify({ error: status === 431 ? 'request headers too large' : status === 408 ? 'request timeout' : 'malformed HTTP request' });
+  socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
