@@ -75,6 +75,7 @@ export class Agent {
   private reportTimer: NodeJS.Timeout | undefined;
   private reportedOnline = -1;
   private stopping = false;
+  private stopPromise: Promise<void> | undefined;
 
   constructor(options: AgentOptions = {}) {
     this.opts = options;
@@ -161,7 +162,7 @@ export class Agent {
   }
 
   private setHeartbeat(sec: number): void {
-    if (!(sec > 0)) return;
+    if (!(sec > 0) || sec === this.heartbeatSec) return;
     const old = this.heartbeatSec;
     this.heartbeatSec = sec;
     // Clients that follow the old period are not cut off: each keeps the
@@ -173,7 +174,7 @@ export class Agent {
       c.conn.setTimeouts({ idleTimeoutMs: idle });
       c.conn.send(C.HandshakeAck.id, 0, ack);
     }
-    if (old !== sec) this.log.info({ heartbeatSec: sec }, 'heartbeat period changed');
+    this.log.info({ heartbeatSec: sec }, 'heartbeat period changed');
   }
 
   private idleMs(sec: number): number {
@@ -190,6 +191,13 @@ export class Agent {
     }
     const client = new ClientConn(this.nextClientId++, conn, this.opts.maxMsgsPerSec ?? 100);
     this.clients.set(client.id, client);
+    // A deadline, not just idleness: a client trickling bytes must still finish the handshake in time.
+    const handshakeMs = this.opts.handshakeTimeoutMs ?? 10_000;
+    const deadline = setTimeout(() => {
+      if (!client.handshaken) client.kick(KickCode.BAD_HANDSHAKE, `no handshake within ${handshakeMs} ms`);
+    }, handshakeMs);
+    deadline.unref();
+    conn.once('close', () => clearTimeout(deadline));
     this.stats.online = this.clients.size;
     conn.on('frame', (msgId, seq, body) => this.onClientFrame(client, msgId, seq, body));
     conn.once('close', (reason) => this.onClientClose(client, reason));
@@ -275,7 +283,10 @@ export class Agent {
       for (const c of this.clients.values()) if (c.handshaken) c.conn.send(msg.msg_id, msg.seq, msg.body);
       return;
     }
-    for (const id of msg.client_ids) this.clients.get(id)?.conn.send(msg.msg_id, msg.seq, msg.body);
+    for (const id of msg.client_ids) {
+      const c = this.clients.get(id);
+      if (c?.handshaken) c.conn.send(msg.msg_id, msg.seq, msg.body);
+    }
   }
 
   private onKickClients(msg: KickClients): void {
@@ -322,8 +333,12 @@ export class Agent {
   }
 
   /** Kicks every client (backends are told), then stops the node. */
-  async stop(): Promise<void> {
-    if (this.stopping) return;
+  stop(): Promise<void> {
+    this.stopPromise ??= this.doStop();
+    return this.stopPromise;
+  }
+
+  private async doStop(): Promise<void> {
     this.stopping = true;
     if (this.reportTimer) clearInterval(this.reportTimer);
     for (const c of [...this.clients.values()]) c.kick(KickCode.SHUTDOWN, 'the agent is shutting down');

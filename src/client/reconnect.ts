@@ -1,0 +1,26 @@
+export interface ReconnectOptions {
+  /** Attempts after a connection is lost, before giving up. */
+  retries: number;
+  /** Delay before the first attempt; it doubles with each failure... */
+  minDelayMs: number;
+  /** ...up to this. */
+  maxDelayMs: number;
+  /**
+   * Kick codes after which reconnecting makes sense. Default [1]: the agent
+   * is shutting down (a restart or a rolling update) or full. Any other kick
+   * (a duplicate login, a protocol violation) means the server wants this
+   * client gone, and reconnecting would only repeat it.
+   */
+  kickCodes?: readonly number[];
+}
+
+export const DEFAULT_RECONNECT: Required<ReconnectOptions> = { retries: 10, minDelayMs: 500, maxDelayMs: 10_000, kickCodes: [1] };
+
+/**
+ * Exponential backoff with jitter: after an agent restarts, its thousands of
+ * clients must not all come back in the same millisecond.
+ */
+export function backoffDelay(attempt: number, opts: ReconnectOptions): number {
+  const base = Math.min(opts.maxDelayMs, opts.minDelayMs * 2 ** Math.min(attempt - 1, 30));
+  return Math.round(base / 2 + (Math.random() * base) / 2);
+}
