@@ -8,5 +8,5 @@ export { CLIENT_DESCRIPTOR, CLIENT_PROTOCOL, ClientMessages, type BackendStatus,
 export { DEFAULT_RECONNECT, type ReconnectOptions } from './reconnect.js';
 export type { Transport, TransportFactory } from './transport.js';
 export { wsTransport, type WebSocketConstructor, type WebSocketLike, type WsTransportOptions } from './ws-transport.js';
-export { asBytes, type MessageType } from '../wire/message-type.js';
+export { asBytes, messageTypesFromJSON, type MessageType } from '../wire/message-type.js';
 export { KickCode, type KickCodeValue } from '../gateway/kick.js';

@@ -126,7 +126,9 @@ export class GatewayBackend {
           if (res !== undefined && entry.res) this.send(ref, entry.res, res as Init<unknown>, msg.seq);
         },
         (err: Error) => {
-          this.node.log.warn({ client: ref, msg: entry.req.name, err: err.message }, 'client handler failed');
+          // An RpcError is a deliberate answer (a rule said no); anything else is a bug worth a warning.
+          if (err instanceof RpcError) this.node.log.debug({ client: ref, msg: entry.req.name, code: err.code, err: err.message }, 'client request refused');
+          else this.node.log.warn({ client: ref, msg: entry.req.name, err }, 'client handler failed');
           replyError(err instanceof RpcError ? err.code : 'application', err.message);
         },
       );

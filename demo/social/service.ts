@@ -1,0 +1,96 @@
+import { GatewayBackend, Hub, RpcError, ServiceNode, type ClientContext, type ClientRef, type ServiceConfig } from '../../src/index.js';
+import { loadJwtKey, TokenError, verifyToken } from '../../src/login/index.js';
+import { ChatMsg, ChatSendReq, ChatSendResp, HubChat, JoinChatReq, JoinChatResp, WhisperReq, WhisperResp, WhoReq, WhoResp } from '../gen/index.js';
+
+export interface SocialOptions {
+  config: Partial<ServiceConfig>;
+  jwtSecret?: string;
+}
+
+const WORLD = 'chat.world';
+const WHISPER = 'chat.whisper';
+const MAX_TEXT = 200;
+
+/**
+ * The demo's social service: world chat and whispers. Chat goes through the
+ * hub, so every social instance delivers to the players it holds, whichever
+ * agent they are on; one instance or several, the code is the same.
+ */
+export async function startSocial(options: SocialOptions): Promise<{ node: ServiceNode; stop(): Promise<void> }> {
+  const node = new ServiceNode({ name: 'social', type: 3, config: options.config });
+  const backend = new GatewayBackend(node);
+  const hub = new Hub(node);
+  const players = new Map<string, ClientRef>();
+  // The key is read from the KV once the node is up; a client that is faster waits for it.
+  let resolveKey: (key: Uint8Array) => void = () => {};
+  const jwtKey = new Promise<Uint8Array>((resolve) => (resolveKey = resolve));
+
+  const nameOf = (client: ClientContext): string => {
+    const name = client.session['name'];
+    if (!name || !players.has(name)) throw new RpcError('bad_request', 'not in chat: send JoinChatReq first');
+    return name;
+  };
+  const text = (t: string): string => {
+    // eslint-disable-next-line no-control-regex -- control characters are exactly what is removed
+    const clean = t.replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
+    if (clean.length === 0) throw new RpcError('bad_request', 'empty message');
+    if (clean.length > MAX_TEXT) throw new RpcError('bad_request', `messages are limited to ${MAX_TEXT} characters`);
+    return clean;
+  };
+
+  hub.subscribe(WORLD, HubChat, (msg) => {
+    backend.sendMany([...players.values()], ChatMsg, { channel: 'world', from: msg.from, text: msg.text, time_ms: msg.time_ms });
+  });
+  hub.subscribe(WHISPER, HubChat, (msg) => {
+    const target = players.get(msg.to);
+    if (target) backend.send(target, ChatMsg, { channel: 'whisper', from: msg.from, text: msg.text, time_ms: msg.time_ms });
+  });
+
+  backend.handle(JoinChatReq, JoinChatResp, async (req, client) => {
+    let name: string;
+    try {
+      name = (await verifyToken(req.token, await jwtKey)).sub;
+    } catch (err) {
+      throw new RpcError('bad_request', err instanceof TokenError ? `login again: ${err.message}` : 'invalid token');
+    }
+    await client.bind({ name });
+    players.set(name, { agent: client.agent, id: client.id });
+    node.setLoad(players.size);
+    return { name, online: players.size };
+  });
+
+  backend.handle(ChatSendReq, ChatSendResp, (req, client) => {
+    const from = nameOf(client);
+    if (!hub.publish(WORLD, HubChat, { channel: 'world', from, text: text(req.text), time_ms: Date.now() })) throw new RpcError('unavailable', 'chat is unavailable right now');
+    return {};
+  });
+
+  backend.handle(WhisperReq, WhisperResp, (req, client) => {
+    const from = nameOf(client);
+    const body = text(req.text);
+    const target = players.get(req.to);
+    if (target) {
+      backend.send(target, ChatMsg, { channel: 'whisper', from, text: body, time_ms: Date.now() });
+      return { delivered: true };
+    }
+    // Perhaps another social instance holds that player.
+    hub.publish(WHISPER, HubChat, { channel: 'whisper', from, to: req.to, text: body, time_ms: Date.now() });
+    return { delivered: false };
+  });
+
+  backend.handle(WhoReq, WhoResp, (_req, client) => {
+    nameOf(client);
+    return { names: [...players.keys()].sort() };
+  });
+
+  backend.onClientClosed((client) => {
+    const name = client.session['name'];
+    const current = name ? players.get(name) : undefined;
+    if (name && current?.agent === client.agent && current.id === client.id) players.delete(name);
+    node.setLoad(players.size);
+  });
+
+  await node.start();
+  resolveKey(await loadJwtKey(node.discovery, { secret: options.jwtSecret }));
+  return { node, stop: () => node.stop() };
+}
