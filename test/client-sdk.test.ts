@@ -220,7 +220,8 @@ test('reconnect: the agent restarts on the same ports; clients come back, onReco
   await restarted;
   await waitFor(() => events.every((e) => e.reconnected === 1), 5000, 'both clients reconnected');
 
-  assert.deepEqual(hookCalls.sort(), ['tcp', 'ws']);
+  // A hook may run more than once: an attempt that drops mid-hook is retried (on a loaded machine, the new agent may still be settling).
+  assert.deepEqual([...new Set(hookCalls)].sort(), ['tcp', 'ws']);
   for (const [i, c] of clients.entries()) {
     const e = events[i] as (typeof events)[number];
     assert.deepEqual(e.kicks, [KickCode.SHUTDOWN], 'the old agent said it was shutting down');
