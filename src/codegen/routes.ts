@@ -3,24 +3,10 @@ import { CodegenError, displayPath } from './errors.js';
 import type { AssignedId } from './ids.js';
 import type { LoadedProtos } from './load.js';
 import { protoName } from './names.js';
+import type { Route, RouteRule, RouteTableJSON } from '../gateway/routes.js';
 
-/** `blocked`: a declared client message the gateway drops (and counts). */
-export type RouteRule = 'blocked' | 'pass' | 'auth';
-
-/** One line of the gateway's route table (routes.json). */
-export interface Route {
-  readonly msgId: number;
-  /** Full message name, "demo.LoginReq". */
-  readonly name: string;
-  /** The service the gateway forwards the message to. */
-  readonly service: string;
-  readonly rule: RouteRule;
-}
-
-export interface RouteTable {
-  readonly version: 1;
-  readonly routes: readonly Route[];
-}
+// The generator writes exactly what the gateway reads.
+export type { Route, RouteRule, RouteTableJSON as RouteTable };
 
 const RULES: readonly string[] = ['blocked', 'pass', 'auth'];
 
@@ -47,7 +33,7 @@ export function collectRoutes(loaded: LoadedProtos): Map<string, Omit<Route, 'ms
 }
 
 /** The route table, sorted by message id. */
-export function routeTable(routed: ReadonlyMap<string, Omit<Route, 'msgId'>>, ids: ReadonlyMap<string, AssignedId>): RouteTable {
+export function routeTable(routed: ReadonlyMap<string, Omit<Route, 'msgId'>>, ids: ReadonlyMap<string, AssignedId>): RouteTableJSON {
   const routes: Route[] = [];
   for (const r of routed.values()) {
     const assigned = ids.get(r.name);

@@ -3,8 +3,8 @@ import { EventEmitter } from 'node:events';
 import { dialTcp, type TcpSession } from '../net/tcp.js';
 import { asBytes, type MessageType } from '../wire/registry.js';
 import { DISCOVERY_PROTOCOL, EVENT_DELETE, M, type PbKeyValue, type WatchEvent } from './messages.js';
-import { decodeServiceDesc, validateServiceDesc } from './service-desc.js';
-import { ServiceWatchView } from './service-watch.js';
+import { validateServiceDesc } from './service-desc.js';
+import { listServicesOn, watchServicesOn } from './service-watch.js';
 import {
   DiscoveryError,
   SERVICE_PREFIX,
@@ -425,15 +425,12 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
     await this.request(M.DeregisterReq, { name, id }, M.OkResp);
   }
 
-  async watchServices(name?: string, options: WatchOptions<ServiceEvent> = {}): Promise<ServiceWatch> {
-    const view = new ServiceWatchView(options);
-    const kv = await this.watch(name ? `${SERVICE_PREFIX}${name}/` : SERVICE_PREFIX, { onEvent: view.onKvEvent });
-    return view.attach(kv);
+  watchServices(name?: string, options: WatchOptions<ServiceEvent> = {}): Promise<ServiceWatch> {
+    return watchServicesOn(this, name, options);
   }
 
-  async listServices(name?: string): Promise<ServiceDesc[]> {
-    const kvs = await this.list(name ? `${SERVICE_PREFIX}${name}/` : SERVICE_PREFIX);
-    return kvs.map((kv) => decodeServiceDesc(kv.value)).filter((d): d is ServiceDesc => d !== undefined);
+  listServices(name?: string): Promise<ServiceDesc[]> {
+    return listServicesOn(this, name);
   }
 
   async close(): Promise<void> {

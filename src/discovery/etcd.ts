@@ -4,8 +4,8 @@ import type { DiscoveryClientEvents } from './client.js';
 import { LeaseRegistry } from './etcd-registry.js';
 import { backoffMs, etcdClientOptions, neverSent, oneLine, prefixRange, toBuffer, toDiscoveryError, type EtcdTlsOptions } from './etcd-support.js';
 import { EtcdPrefixWatch, type WatchHost } from './etcd-watch.js';
-import { decodeServiceDesc, validateServiceDesc } from './service-desc.js';
-import { ServiceWatchView } from './service-watch.js';
+import { validateServiceDesc } from './service-desc.js';
+import { listServicesOn, watchServicesOn } from './service-watch.js';
 import {
   DiscoveryError,
   SERVICE_PREFIX,
@@ -332,15 +332,12 @@ export class EtcdDiscovery extends EventEmitter<DiscoveryClientEvents> implement
     await this.registry.deregister(name, id);
   }
 
-  async watchServices(name?: string, options: WatchOptions<ServiceEvent> = {}): Promise<ServiceWatch> {
-    const view = new ServiceWatchView(options);
-    const kv = await this.watch(name ? `${SERVICE_PREFIX}${name}/` : SERVICE_PREFIX, { onEvent: view.onKvEvent });
-    return view.attach(kv);
+  watchServices(name?: string, options: WatchOptions<ServiceEvent> = {}): Promise<ServiceWatch> {
+    return watchServicesOn(this, name, options);
   }
 
-  async listServices(name?: string): Promise<ServiceDesc[]> {
-    const kvs = await this.list(name ? `${SERVICE_PREFIX}${name}/` : SERVICE_PREFIX);
-    return kvs.map((kv) => decodeServiceDesc(kv.value)).filter((d): d is ServiceDesc => d !== undefined);
+  listServices(name?: string): Promise<ServiceDesc[]> {
+    return listServicesOn(this, name);
   }
 
   /** Does not revoke the lease: this client's services go away when it expires. */

@@ -1,6 +1,6 @@
 import { EventQueue } from './event-queue.js';
 import { decodeServiceDesc } from './service-desc.js';
-import type { KvEvent, ServiceDesc, ServiceEvent, ServiceWatch, Watch, WatchOptions } from './types.js';
+import { SERVICE_PREFIX, type Discovery, type KvEvent, type ServiceDesc, type ServiceEvent, type ServiceWatch, type Watch, type WatchOptions } from './types.js';
 
 /** Registry events over a KV watch: put without prev = add, put with prev = update, delete = remove. */
 export function toServiceEvent(ev: KvEvent): ServiceEvent | undefined {
@@ -59,4 +59,20 @@ export class ServiceWatchView implements ServiceWatch {
     for (const q of [...this.queues]) q.end();
     this.kv?.stop();
   }
+}
+
+function registryPrefix(name: string | undefined): string {
+  return name ? `${SERVICE_PREFIX}${name}/` : SERVICE_PREFIX;
+}
+
+/** `Discovery.watchServices` for any backend, on top of its KV watch. */
+export async function watchServicesOn(d: Pick<Discovery, 'watch'>, name: string | undefined, options: WatchOptions<ServiceEvent>): Promise<ServiceWatch> {
+  const view = new ServiceWatchView(options);
+  return view.attach(await d.watch(registryPrefix(name), { onEvent: view.onKvEvent }));
+}
+
+/** `Discovery.listServices` for any backend, on top of its KV list. */
+export async function listServicesOn(d: Pick<Discovery, 'list'>, name: string | undefined): Promise<ServiceDesc[]> {
+  const kvs = await d.list(registryPrefix(name));
+  return kvs.map((kv) => decodeServiceDesc(kv.value)).filter((desc): desc is ServiceDesc => desc !== undefined);
 }
