@@ -31,8 +31,9 @@ export async function startSocial(options: SocialOptions): Promise<{ node: Servi
     return name;
   };
   const text = (t: string): string => {
+    // C1 too (U+0080-U+009F): U+009B is a one-character CSI to terminals, such as the terminal client's.
     // eslint-disable-next-line no-control-regex -- control characters are exactly what is removed
-    const clean = t.replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
+    const clean = t.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').trim();
     if (clean.length === 0) throw new RpcError('bad_request', 'empty message');
     if (clean.length > MAX_TEXT) throw new RpcError('bad_request', `messages are limited to ${MAX_TEXT} characters`);
     return clean;
