@@ -529,8 +529,20 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   }
 
   /** Request/response call. Fails with an RpcError carrying a typed code. */
-  async call<Req, Res>(target: Target, req: MessageType<Req>, res: MessageType<Res>, request: Init<Req>, options: CallOptions = {}): Promise<Res> {
+  call<Req, Res>(target: Target, req: MessageType<Req>, res: MessageType<Res>, request: Init<Req>, options: CallOptions = {}): Promise<Res> {
     const timeoutMs = options.timeoutMs ?? this.opts.callTimeoutMs ?? 5000;
+    // Hot path: a service name with a connected instance needs no awaiting
+    // before the send (about a fifth of a call's CPU on the caller).
+    const strategy = this.opts.defaultStrategy ?? 'round-robin';
+    // (hash needs a key, and must fail as a rejection, so it takes the slow path.)
+    if (typeof target === 'string' && this.state === 'running' && strategy !== 'hash') {
+      const peer = this.selector.pick(target, this.candidates.get(target) ?? [], strategy);
+      if (peer?.link) return this.rpc.call(peer.link, peer, req, res, request, timeoutMs, options.signal);
+    }
+    return this.callResolved(target, req, res, request, options, timeoutMs);
+  }
+
+  private async callResolved<Req, Res>(target: Target, req: MessageType<Req>, res: MessageType<Res>, request: Init<Req>, options: CallOptions, timeoutMs: number): Promise<Res> {
     const deadline = Date.now() + timeoutMs;
     const link = await this.resolve(target, { ...options, timeoutMs });
     const peer = this.peers.get(link.peerId) as Peer;
