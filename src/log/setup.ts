@@ -1,4 +1,6 @@
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import { pino } from 'pino';
 import { parseLevelSpec } from './levels.js';
 import { parseMessageNames, setMutedMessages } from './msglog.js';
@@ -62,6 +64,7 @@ export function closeLogs(): Promise<void> {
 
 function buildDestination(logfile: string, size: number, color: boolean): Destination | undefined {
   let dest: Destination;
+  if (logfile !== '' && !canWrite(logfile)) return undefined;
   if (logfile !== '') {
     // pino-roll names the files logfile's stem + .N + extension: logs/game.log -> logs/game.1.log, game.2.log, ...
     const options: Record<string, unknown> = { file: logfile, mkdir: true };
@@ -81,4 +84,20 @@ function buildDestination(logfile: string, size: number, color: boolean): Destin
     process.stderr.write(`gamemesh: log output failed, logging to stderr: ${err.message}\n`);
   });
   return dest;
+}
+
+/**
+ * Checked up front, in this thread: the transport's worker would only fail
+ * later and asynchronously, after lines were already sent its way.
+ */
+function canWrite(logfile: string): boolean {
+  const dir = dirname(logfile);
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch (err) {
+    process.stderr.write(`gamemesh: log output failed, logging to stderr: cannot write to ${dir}: ${(err as Error).message}\n`);
+    return false;
+  }
 }
