@@ -10,6 +10,8 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<num
   hub: () => import('./hub.js'),
   login: () => import('./login.js'),
   up: () => import('./up.js'),
+  client: () => import('./client.js'),
+  bot: () => import('./bot.js'),
 };
 
 async function run(argv: string[]): Promise<number> {

@@ -18,4 +18,6 @@ commands:
   login [service flags] [--http 127.0.0.1:8080] [--static DIR] [--demo] [--jwt-secret S] (HTTP login: JWT + gateway address; web page)
   hub [service flags] [--max-channels 10000] [--max-channel-length 256] [--max-body 1m] (the pub/sub hub, docs/hub.md)
   up <cluster.json> [--sdaddr ADDR] [--http HOST:PORT] [--var K=V] (the whole cluster as local processes, docs/cluster-file.md)
+  client --login URL --user NAME [--password P] [--tcp] (the demo's terminal chat: /gold /level /stats /who /w NAME text /quit)
+  bot --login URL [--clients 10] [--duration 20] [--ramp S] [--tcp] (demo load bots: progress, then p50/p95/p99 and errors; exit 1 on errors)
 `;

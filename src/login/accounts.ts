@@ -3,6 +3,7 @@
  * login/accounts/<name>, with a salted scrypt hash of the password.
  */
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import type { Discovery } from '../discovery/types.js';
 import { asString } from '../discovery/values.js';
 
@@ -108,8 +109,33 @@ function hashPassword(password: string, salt: Buffer, params: { N: number; r: nu
   // NFC: the same password typed on different systems can arrive composed or decomposed.
   const input = password.normalize('NFC');
   const options: ScryptOptions = { N: params.N, r: params.r, p: params.p, maxmem: 256 * params.N * params.r * params.p };
-  return new Promise((resolve, reject) => scrypt(input, salt, bytes, options, (err, key) => (err ? reject(err) : resolve(key))));
+  return hashSlots.run(() => new Promise<Buffer>((resolve, reject) => scrypt(input, salt, bytes, options, (err, key) => (err ? reject(err) : resolve(key)))));
 }
+
+/**
+ * At most one hash per core at a time. scrypt runs on libuv's shared pool,
+ * first come first served: under a burst, a login's token signing and file
+ * reads would otherwise wait behind every queued hash, and all logins of the
+ * burst would finish together at its end.
+ */
+class Slots {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(private readonly max: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.running >= this.max) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running++;
+    try {
+      return await fn();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+const hashSlots = new Slots(Math.max(1, availableParallelism()));
 
 function parseRecord(text: string, name: string): AccountRecord {
   let value: unknown;
