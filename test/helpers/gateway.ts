@@ -1,17 +1,24 @@
 /**
  * An in-process gateway setup for client tests: a discovery server, an echo
  * backend behind GatewayBackend, and an Agent routing to it, all on
- * 127.0.0.1 and stopped after the test.
+ * 127.0.0.1 and stopped after the test. And, for the acceptance tests with
+ * real processes: `gamemesh agent` and the gw-backend fixture as processes,
+ * route pushes through the CLI, process memory, and a raw TCP client.
  */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { encodeTcpFrame, StreamFrameDecoder } from '../../src/client/frame.js';
+import { ClientMessages, type HandshakeAck } from '../../src/client/messages.js';
 import { Agent, type AgentOptions } from '../../src/gateway/agent.js';
 import { GatewayBackend, type ClientRef } from '../../src/gateway/backend.js';
-import { RouteTable } from '../../src/gateway/routes.js';
+import { RouteTable, type RouteTableJSON } from '../../src/gateway/routes.js';
 import { ServiceNode } from '../../src/service/node.js';
 import type { MessageType } from '../../src/wire/message-type.js';
 import { EchoReq, EchoResp } from './echo.js';
 import { startDiscoveryServer, silent, type Defer } from './mesh.js';
-import { waitFor } from './proc.js';
+import { BIN, FIXTURES, runCli, spawnNode, waitFor, type Cleanup, type Proc } from './proc.js';
 
 /** Routed to the backend ("pass") but with no handler there. */
 export const NO_HANDLER_ID = 1003;
@@ -105,4 +112,133 @@ export async function startGatewayMesh(defer: Defer): Promise<GatewayMesh> {
     },
   };
   return mesh;
+}
+
+// ---- real processes ---------------------------------------------------------
+
+/** A `gamemesh agent` process and the addresses from its ready line. */
+export interface AgentProc {
+  proc: Proc;
+  id: string;
+  host: string;
+  tcpPort: number;
+  wsUrl: string;
+}
+
+/** Spawns `gamemesh agent` on 127.0.0.1 (both transports, OS-picked ports); killed after the test. */
+export async function spawnAgent(t: Cleanup, sdaddr: string, args: readonly string[] = []): Promise<AgentProc> {
+  const proc = spawnNode(t, BIN, ['agent', '--sdaddr', sdaddr, '--host', '127.0.0.1', '--listen', '127.0.0.1:0', '--loglevel', 'warn', ...args], 'gamemesh agent');
+  const m = await proc.waitForStdout(/agent (\S+) listening tcp=(\S+):(\d+) ws=(\S+)\n/, 10_000);
+  return { proc, id: m[1] as string, host: m[2] as string, tcpPort: Number(m[3]), wsUrl: m[4] as string };
+}
+
+/** A test/fixtures/gw-backend.ts process. */
+export interface BackendProc {
+  proc: Proc;
+  id: string;
+}
+
+/** Spawns the gw-backend fixture (service "gw" unless --name says otherwise); killed after the test. */
+export async function spawnGwBackend(t: Cleanup, sdaddr: string, args: readonly string[] = []): Promise<BackendProc> {
+  const proc = spawnNode(t, path.join(FIXTURES, 'gw-backend.js'), ['--sdaddr', sdaddr, '--listen', '127.0.0.1:0', '--loglevel', 'warn', ...args], 'gw-backend');
+  const m = await proc.waitForStdout(/gw-backend (\S+) ready\n/, 10_000);
+  return { proc, id: m[1] as string };
+}
+
+/** Writes `table` to a file in `dir` and uploads it with `gamemesh routes push`. */
+export async function pushRoutes(sdaddr: string, dir: string, table: RouteTableJSON): Promise<void> {
+  const file = path.join(dir, `routes-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
+  fs.writeFileSync(file, JSON.stringify(table));
+  const res = await runCli(['routes', 'push', file, '--sdaddr', sdaddr]);
+  if (res.code !== 0) throw new Error(`gamemesh routes push failed (${String(res.code)}): ${res.stderr}`);
+  if (!/pushed \d+ route\(s\)/.test(res.stdout)) throw new Error(`unexpected output of gamemesh routes push: ${res.stdout}`);
+}
+
+/** Resident memory of a process in bytes (Linux: VmRSS in /proc/PID/status). */
+export function rssBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]) * 1024;
+}
+
+/** A frame the raw client received. */
+export interface RawFrame {
+  msgId: number;
+  seq: number;
+  body: Uint8Array;
+}
+
+/**
+ * A hand-driven TCP client of an agent: writes any bytes (so it can send
+ * what the SDK never would), records the frames it receives, can stop
+ * reading, and says when the agent closed the connection.
+ */
+export class RawTcpClient {
+  readonly frames: RawFrame[] = [];
+  /** Bytes read from the socket. */
+  received = 0;
+  readonly closed: Promise<void>;
+  closedAt: number | undefined;
+  private readonly decoder = new StreamFrameDecoder((msgId, seq, body) => this.frames.push({ msgId, seq, body: body.slice() }), 16 * 1024 * 1024);
+  private decoding = true;
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.received += chunk.length;
+      if (!this.decoding) return;
+      try {
+        this.decoder.push(chunk);
+      } catch {
+        // What the agent sends is not under test here; keep counting bytes.
+        this.decoding = false;
+      }
+    });
+    socket.on('error', () => {});
+    this.closed = new Promise((resolve) =>
+      socket.once('close', () => {
+        this.closedAt = performance.now();
+        resolve();
+      }),
+    );
+  }
+
+  static connect(host: string, port: number): Promise<RawTcpClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host, port });
+      socket.once('error', reject);
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(new RawTcpClient(socket));
+      });
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closedAt !== undefined;
+  }
+
+  send(msgId: number, seq: number, body: Uint8Array = new Uint8Array(0)): void {
+    this.socket.write(encodeTcpFrame(msgId, seq, body));
+  }
+
+  write(bytes: Uint8Array): void {
+    this.socket.write(bytes);
+  }
+
+  /** Sends a Handshake and waits for the HandshakeAck. */
+  async handshake(timeoutMs = 3000): Promise<HandshakeAck> {
+    this.send(ClientMessages.Handshake.id, 1, ClientMessages.Handshake.encode({ version: 1, token: '', client: 'raw-tcp' }));
+    const frame = await this.waitFrame((f) => f.msgId === ClientMessages.HandshakeAck.id && f.seq === 1, timeoutMs, 'HandshakeAck');
+    return ClientMessages.HandshakeAck.decode(frame.body);
+  }
+
+  /** The first frame received so far (or later) that matches. */
+  async waitFrame(match: (f: RawFrame) => boolean, timeoutMs: number, what: string): Promise<RawFrame> {
+    await waitFor(() => this.frames.some(match), timeoutMs, what);
+    return this.frames.find(match) as RawFrame;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
 }
