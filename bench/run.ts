@@ -13,6 +13,9 @@ interface BenchEntry {
 export const BENCHES: readonly BenchEntry[] = [
   { name: 'protobuf', load: () => import('./protobuf.js') },
   { name: 'codec', load: () => import('./codec.js') },
+  { name: 'discovery', load: () => import('./discovery.js') },
+  { name: 'rpc', load: () => import('./rpc.js') },
+  { name: 'gateway', load: () => import('./gateway.js') },
 ];
 
 export async function runBenches(names: readonly string[] = []): Promise<void> {

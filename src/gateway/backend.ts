@@ -111,8 +111,10 @@ export class GatewayBackend {
     } catch (err) {
       return void replyError('bad_request', `undecodable ${entry.req.name}: ${(err as Error).message}`);
     }
+    // Written out, not spread: on Node 20 every property added after a spread costs about half a microsecond.
     const ctx: ClientContext = {
-      ...ref,
+      agent: ref.agent,
+      id: ref.id,
       session: msg.session,
       seq: msg.seq,
       reply: (type, m) => void this.send(ref, type, m, msg.seq),
