@@ -193,11 +193,11 @@ export class Agent {
     this.clients.set(client.id, client);
     // A deadline, not just idleness: a client trickling bytes must still finish the handshake in time.
     const handshakeMs = this.opts.handshakeTimeoutMs ?? 10_000;
-    const deadline = setTimeout(() => {
+    client.handshakeTimer = setTimeout(() => {
       if (!client.handshaken) client.kick(KickCode.BAD_HANDSHAKE, `no handshake within ${handshakeMs} ms`);
     }, handshakeMs);
-    deadline.unref();
-    conn.once('close', () => clearTimeout(deadline));
+    client.handshakeTimer.unref();
+    conn.once('close', () => clearTimeout(client.handshakeTimer));
     this.stats.online = this.clients.size;
     conn.on('frame', (msgId, seq, body) => this.onClientFrame(client, msgId, seq, body));
     conn.once('close', (reason) => this.onClientClose(client, reason));
@@ -261,6 +261,8 @@ export class Agent {
     }
     if (hs.version !== CLIENT_PROTOCOL) return client.kick(KickCode.BAD_HANDSHAKE, `client protocol ${hs.version} is not supported (agent speaks ${CLIENT_PROTOCOL})`);
     client.handshaken = true;
+    clearTimeout(client.handshakeTimer);
+    client.handshakeTimer = undefined;
     if (hs.token) client.session = { token: hs.token.slice(0, 4096) };
     client.conn.setTimeouts({ idleTimeoutMs: this.idleMs(this.heartbeatSec) });
     client.conn.send(C.HandshakeAck.id, seq, C.HandshakeAck.encode({ version: CLIENT_PROTOCOL, heartbeat_sec: this.heartbeatSec, session_id: `${this.node.id}/${client.id}`, server_time_ms: Date.now() }));

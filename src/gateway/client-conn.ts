@@ -9,6 +9,7 @@ import type { KickCodeValue } from './kick.js';
  */
 export class ClientConn {
   handshaken = false;
+  handshakeTimer: NodeJS.Timeout | undefined;
   /** Service name -> backend id, set by a backend's Bind. */
   bound: Map<string, string> | undefined;
   /** Service name -> backend id chosen for "pass" messages (sticky). */
