@@ -236,7 +236,10 @@ export class Agent {
       }
     }
     const sent = this.node.sendToPeer(backend, G.ClientMessage, { client_id: client.id, msg_id: msgId, seq, body, session: client.session });
-    if (sent) this.stats.forwarded++;
+    if (sent) {
+      this.stats.forwarded++;
+      if (seq !== 0) client.forwarded(seq, backend);
+    }
     else {
       this.stats.undeliverable++;
       client.error(seq, 'unavailable', `${route.service} (${backend}) is not reachable right now`);
@@ -287,7 +290,9 @@ export class Agent {
     }
     for (const id of msg.client_ids) {
       const c = this.clients.get(id);
-      if (c?.handshaken) c.conn.send(msg.msg_id, msg.seq, msg.body);
+      if (!c?.handshaken) continue;
+      if (msg.seq !== 0) c.answered(msg.seq);
+      c.conn.send(msg.msg_id, msg.seq, msg.body);
     }
   }
 
@@ -308,6 +313,8 @@ export class Agent {
   }
 
   private onBackendStatus(peer: PeerInfo, up: boolean): void {
+    // Requests the backend will now never answer fail at once instead of at the client's timeout.
+    if (!up) for (const c of this.clients.values()) c.failInflight(peer.id, `${peer.name} (${peer.id}) went down before answering`);
     const clients = this.boundTo.get(peer.id);
     if (!clients || clients.size === 0) return;
     const body = C.BackendStatus.encode({ service: peer.name, id: peer.id, up });

@@ -2,6 +2,8 @@ import type { Session } from '../net/session.js';
 import { C } from './messages.js';
 import type { KickCodeValue } from './kick.js';
 
+const MAX_TRACKED = 64;
+
 /**
  * The agent's state for one connected client. Maps are created on first
  * use: most of 10,000 idle clients never need them, and memory per client
@@ -15,6 +17,8 @@ export class ClientConn {
   /** Service name -> backend id chosen for "pass" messages (sticky). */
   sticky: Map<string, string> | undefined;
   session: Record<string, string> = {};
+  /** seq -> backend id of requests forwarded and not yet answered, so a backend's crash answers them at once. */
+  inflight: Map<number, string> | undefined;
   private tokens: number;
   private refilledAt: number;
 
@@ -42,6 +46,27 @@ export class ClientConn {
   bind(service: string, backendId: string, data: Readonly<Record<string, string>>): void {
     (this.bound ??= new Map()).set(service, backendId);
     if (Object.keys(data).length > 0) this.session = { ...this.session, ...data };
+  }
+
+  /** Remembers a forwarded request; the oldest are forgotten past a cap (handlers may never reply). */
+  forwarded(seq: number, backend: string): void {
+    const map = (this.inflight ??= new Map());
+    map.set(seq, backend);
+    if (map.size > MAX_TRACKED) map.delete(map.keys().next().value as number);
+  }
+
+  answered(seq: number): void {
+    this.inflight?.delete(seq);
+  }
+
+  /** Answers with `unavailable` every request still waiting on that backend. */
+  failInflight(backend: string, message: string): void {
+    if (!this.inflight) return;
+    for (const [seq, b] of this.inflight) {
+      if (b !== backend) continue;
+      this.inflight.delete(seq);
+      this.error(seq, 'unavailable', message);
+    }
   }
 
   /** Every backend this client has talked to or is bound to. */
