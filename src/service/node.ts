@@ -3,14 +3,15 @@ import { parseAddr as parseHostPort } from '../discovery/client.js';
 import { connectDiscovery } from '../discovery/connect.js';
 import type { Discovery, ServiceDesc, ServiceEvent, ServiceWatch } from '../discovery/types.js';
 import { createLogger, type Logger } from '../log/index.js';
-import { dialTcp, listenTcp, type TcpListener } from '../net/tcp.js';
+import { listenTcp, type TcpListener } from '../net/tcp.js';
 import type { MessageType } from '../wire/registry.js';
 import { RpcError, ServiceError } from './errors.js';
 import { formatAddr, packAddr, parseAddr, serviceId } from './identity.js';
-import { acceptLink, dialLink, type Link, type LinkIdentity } from './link.js';
+import { acceptLink, type Link, type LinkIdentity } from './link.js';
 import { groupMatcher } from './link-rules.js';
 import { L } from './messages.js';
-import { Peer } from './peer.js';
+import type { Peer } from './peer.js';
+import { Peers } from './peers.js';
 import { RpcEngine, type ClientInterceptor, type Init, type MessageHandler, type PeerInfo, type RpcHandler, type ServerInterceptor } from './rpc.js';
 import { Selector, type Strategy } from './select.js';
 
@@ -66,14 +67,6 @@ export interface ServiceNodeEvents {
   stopping: [];
 }
 
-/**
- * A duplicate link stays open this long after losing (and then until nothing
- * is in flight on it, up to RETIRE_MAX_MS): long enough for whatever the
- * other side sent on it before it saw the winner to arrive and be answered.
- */
-const RETIRE_GRACE_MS = 1000;
-const RETIRE_MAX_MS = 10_000;
-
 const DEFAULT_CONFIG: NodeConfig = { sdaddr: '127.0.0.1:8900', svcgroup: 'dev', svcindex: 0, wanip: '', cluster: 1, listen: '127.0.0.1:0', token: undefined };
 
 /**
@@ -92,13 +85,9 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private readonly opts: ServiceNodeOptions;
   private readonly rpc: RpcEngine;
   private readonly selector = new Selector();
-  private readonly peers = new Map<string, Peer>();
-  private readonly byAddr = new Map<number, Peer>();
-  private readonly candidates = new Map<string, Peer[]>();
+  private readonly peers: Peers;
   private readonly instanceWaiters = new Map<string, Array<() => void>>();
   private readonly watches: ServiceWatch[] = [];
-  /** Losing duplicate links, still delivering what is in flight on them. */
-  private readonly retiring = new Map<Link, NodeJS.Timeout>();
   private readonly identity: LinkIdentity;
   private disco: Discovery | undefined;
   private readonly dependencies: Set<string>;
@@ -121,6 +110,22 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.dependencies = new Set(options.dependencies ?? []);
     this.rpc = new RpcEngine({ maxInflight: options.maxInflight ?? 10_000, logger: this.log });
     this.identity = { id: this.id, name: this.name, addr: this.addr, secret: this.config.token || undefined, load: () => this.load };
+    this.peers = new Peers({
+      id: this.id,
+      identity: this.identity,
+      log: this.log,
+      rpc: this.rpc,
+      maxFrame: options.maxFrame ?? 4 * 1024 * 1024,
+      active: () => this.state !== 'stopping' && this.state !== 'stopped',
+      stopped: () => this.state === 'stopped',
+      peerUp: (peer, replaced) => {
+        if (!replaced) this.emit('peerUp', peer);
+        this.checkReady();
+        for (const w of this.instanceWaiters.get(peer.name)?.splice(0) ?? []) w();
+      },
+      peerDown: (peer, reason) => this.emit('peerDown', peer, reason),
+      peerGone: (peer) => this.emit('peerGone', peer),
+    });
   }
 
   get address(): { host: string; port: number } {
@@ -182,7 +187,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     const { host, port } = parseHostPort(this.config.listen);
     this.listener = await listenTcp({ host, port, maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000 }, (session) => {
       acceptLink(session, this.identity, 5000).then(
-        (link) => this.addLink(link),
+        (link) => this.peers.addLink(link),
         (err: Error) => this.log.warn({ remote: session.remoteAddress, err: err.message }, 'refused a link'),
       );
     });
@@ -193,10 +198,10 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
 
   private async watchDependency(dep: string): Promise<void> {
     const matches = groupMatcher(this.opts.linkRules?.[dep] ?? this.config.svcgroup);
-    const onEvent = (ev: ServiceEvent) => this.onServiceEvent(ev, matches);
+    const onEvent = (ev: ServiceEvent) => this.peers.onServiceEvent(ev, matches);
     const watch = await this.discovery.watchServices(dep, { onEvent });
     this.watches.push(watch);
-    for (const desc of watch.list()) this.onServiceEvent({ type: 'add', desc }, matches);
+    for (const desc of watch.list()) this.peers.onServiceEvent({ type: 'add', desc }, matches);
   }
 
   /**
@@ -265,21 +270,12 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'deregister failed; the registration expires with the session');
     }
-    for (const p of this.peers.values()) p.link?.session.send(L.Draining.id, 0, L.Draining.encode({}));
+    for (const p of this.peers.all()) p.link?.session.send(L.Draining.id, 0, L.Draining.encode({}));
     const drained = await this.rpc.drain(this.opts.shutdownTimeoutMs ?? 8000);
     if (!drained) this.log.warn({ inflight: this.rpc.inflight }, 'shutdown timeout: abandoning calls still in flight');
     if (this.loadTimer) clearTimeout(this.loadTimer);
     for (const w of this.watches) w.stop();
-    for (const p of this.peers.values()) {
-      if (p.retryTimer) clearTimeout(p.retryTimer);
-      p.failWaiters(new RpcError('unavailable', 'the service is stopped'));
-      p.link?.session.close('service stopped');
-    }
-    for (const [link, timer] of this.retiring) {
-      clearTimeout(timer);
-      link.session.close('service stopped');
-    }
-    this.retiring.clear();
+    this.peers.closeAll('service stopped');
     this.rpc.close();
     await this.listener?.close();
     if (!this.opts.discovery) await this.disco?.close();
@@ -313,192 +309,14 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.loadTimer ??= setTimeout(() => {
       this.loadTimer = undefined;
       const body = L.LoadReport.encode({ load: this.load });
-      for (const p of this.peers.values()) p.link?.session.send(L.LoadReport.id, 0, body);
+      for (const p of this.peers.all()) p.link?.session.send(L.LoadReport.id, 0, body);
     }, 50);
-  }
-
-  // ---- peers --------------------------------------------------------------
-
-  private onServiceEvent(ev: ServiceEvent, matches: (group: string) => boolean): void {
-    const { desc } = ev;
-    if (desc.id === this.id) return;
-    if (ev.type === 'remove') {
-      const peer = this.peers.get(desc.id);
-      if (!peer) return;
-      peer.desc = undefined;
-      if (peer.retryTimer) clearTimeout(peer.retryTimer);
-      peer.retryTimer = undefined;
-      if (!peer.connected) this.forget(peer);
-      return;
-    }
-    if (!matches(desc.meta['group'] ?? '')) return;
-    const peer = this.peerFor(desc.id, desc.name, addrOf(desc));
-    peer.desc = desc;
-    peer.watched = true;
-    if (!peer.connected) this.dial(peer);
-  }
-
-  private peerFor(id: string, name: string, addr: number): Peer {
-    let peer = this.peers.get(id);
-    if (!peer) {
-      peer = new Peer(id, name, addr);
-      this.peers.set(id, peer);
-    }
-    if (addr) {
-      peer.addr = addr;
-      this.byAddr.set(addr, peer);
-    }
-    return peer;
-  }
-
-  private forget(peer: Peer): void {
-    if (this.peers.get(peer.id) === peer && peer.watched) this.emit('peerGone', peer);
-    this.peers.delete(peer.id);
-    if (this.byAddr.get(peer.addr) === peer) this.byAddr.delete(peer.addr);
-    peer.failWaiters(new RpcError('unavailable', `service ${peer.id} is gone`));
-  }
-
-  private dial(peer: Peer): void {
-    if (peer.dialing || peer.connected || !peer.desc || this.state === 'stopping' || this.state === 'stopped') return;
-    peer.dialing = true;
-    const { host, port } = peer.desc;
-    dialTcp(host, port, { maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000, connectTimeoutMs: 3000 })
-      .then((session) => dialLink(session, this.identity, 5000))
-      .then(
-        (link) => {
-          peer.dialing = false;
-          peer.attempt = 0;
-          this.addLink(link);
-        },
-        (err: Error) => {
-          peer.dialing = false;
-          this.log.debug({ peer: peer.id, err: err.message }, 'dial failed');
-          // Calls waiting for this peer fail now rather than at their deadline; later ones wait for the redial.
-          peer.failWaiters(new RpcError('unavailable', `cannot connect to ${peer.id}: ${err.message}`));
-          this.scheduleRedial(peer);
-        },
-      );
-  }
-
-  private scheduleRedial(peer: Peer): void {
-    if (!peer.watched && !peer.connected) {
-      this.forget(peer);
-      return;
-    }
-    if (!peer.desc || peer.connected || peer.retryTimer || this.state === 'stopping' || this.state === 'stopped') return;
-    const base = Math.min(3000, 50 * 2 ** Math.min(peer.attempt++, 8));
-    peer.retryTimer = setTimeout(() => {
-      peer.retryTimer = undefined;
-      this.dial(peer);
-    }, base / 2 + Math.random() * (base / 2));
-    peer.retryTimer.unref();
-  }
-
-  private addLink(link: Link): void {
-    if (link.peerId === this.id || this.state === 'stopped') {
-      link.session.close(link.peerId === this.id ? 'link to self' : 'service stopped');
-      return;
-    }
-    const peer = this.peerFor(link.peerId, link.peerName, link.peerAddr);
-    const existing = peer.link;
-    const replacing = existing !== undefined && !existing.session.closed;
-    link.session.once('close', (reason) => this.onLinkClose(peer, link, reason));
-    if (replacing) {
-      // A new link from the same dialer replaces a stale one. Otherwise both
-      // sides dialed at once: both keep the link dialed by the smaller id, so
-      // exactly one survives without any extra round trip. That loser is
-      // retired, not closed: either side may already have sent calls or
-      // messages on it, and those must still be delivered and answered.
-      const dialerOf = (l: Link) => (l.dialedByMe ? this.id : peer.id);
-      const sameDialer = dialerOf(link) === dialerOf(existing);
-      if (!sameDialer && dialerOf(link) > dialerOf(existing)) {
-        link.start((msgId, seq, body) => this.onLinkFrame(peer, link, msgId, seq, body));
-        this.retire(link);
-        return;
-      }
-      if (sameDialer) {
-        peer.link = undefined;
-        existing.session.close('replaced by a new link');
-      } else {
-        this.retire(existing);
-      }
-    }
-    peer.link = link;
-    peer.load = Number.isFinite(link.peerLoad) ? link.peerLoad : 0;
-    peer.draining = false;
-    link.start((msgId, seq, body) => this.onLinkFrame(peer, link, msgId, seq, body));
-    this.refreshCandidates(peer.name);
-    peer.linkUp(link);
-    if (replacing) {
-      this.log.debug({ peer: peer.id, dialed: link.dialedByMe }, 'duplicate link resolved');
-    } else {
-      this.log.info({ peer: peer.id, addr: formatAddr(peer.addr), dialed: link.dialedByMe }, 'peer up');
-      this.emit('peerUp', peer);
-    }
-    this.checkReady();
-    for (const w of this.instanceWaiters.get(peer.name)?.splice(0) ?? []) w();
-  }
-
-  /** Sends no more on a losing duplicate link, and closes it once nothing is in flight on it. */
-  private retire(link: Link): void {
-    const since = Date.now();
-    const check = () => {
-      if (this.rpc.busyOn(link) && Date.now() - since < RETIRE_MAX_MS) {
-        this.retiring.set(link, setTimeout(check, 50));
-        return;
-      }
-      this.retiring.delete(link);
-      link.session.close('duplicate link');
-    };
-    this.retiring.set(link, setTimeout(check, RETIRE_GRACE_MS));
-  }
-
-  private onLinkFrame(peer: Peer, link: Link, msgId: number, seq: number, body: Buffer): void {
-    if (seq === 0) {
-      if (msgId === L.LoadReport.id) {
-        const load = L.LoadReport.decode(body).load;
-        // A NaN would make every least-loaded comparison false.
-        peer.load = Number.isFinite(load) ? load : 0;
-        return;
-      }
-      if (msgId === L.Draining.id) {
-        peer.draining = true;
-        this.refreshCandidates(peer.name);
-        return;
-      }
-    }
-    this.rpc.dispatch(link, peer, msgId, seq, body);
-  }
-
-  private onLinkClose(peer: Peer, link: Link, reason: string): void {
-    this.rpc.linkClosed(link, reason);
-    const retiring = this.retiring.get(link);
-    if (retiring) {
-      clearTimeout(retiring);
-      this.retiring.delete(link);
-    }
-    if (peer.link !== link) return;
-    peer.link = undefined;
-    this.refreshCandidates(peer.name);
-    this.log.info({ peer: peer.id, reason }, 'peer down');
-    this.emit('peerDown', peer, reason);
-    // Watched peers are redialed until discovery says they are gone; lazily
-    // found ones are looked up again on the next send.
-    if (peer.desc && peer.watched) this.scheduleRedial(peer);
-    else this.forget(peer);
-  }
-
-  private refreshCandidates(name: string): void {
-    const list: Peer[] = [];
-    for (const p of this.peers.values()) if (p.name === name && p.connected && !p.draining) list.push(p);
-    list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    this.candidates.set(name, list);
   }
 
   private checkReady(): void {
     if (this.isReady || this.state !== 'running') return;
     const deps = [...this.dependencies];
-    if (deps.every((d) => (this.candidates.get(d)?.length ?? 0) > 0)) {
+    if (deps.every((d) => this.peers.instances(d).length > 0)) {
       this.isReady = true;
       this.log.info('ready');
       this.emit('ready');
@@ -507,7 +325,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
 
   /** Connected, non-draining instances of a service, sorted by id. */
   instances(name: string): ReadonlyArray<PeerInfo & { readonly load: number }> {
-    return this.candidates.get(name) ?? [];
+    return this.peers.instances(name);
   }
 
   isConnected(id: string): boolean {
@@ -536,7 +354,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     const strategy = this.opts.defaultStrategy ?? 'round-robin';
     // (hash needs a key, and must fail as a rejection, so it takes the slow path.)
     if (typeof target === 'string' && this.state === 'running' && strategy !== 'hash') {
-      const peer = this.selector.pick(target, this.candidates.get(target) ?? [], strategy);
+      const peer = this.selector.pick(target, this.peers.instances(target), strategy);
       if (peer?.link) return this.rpc.call(peer.link, peer, req, res, request, timeoutMs, options.signal);
     }
     return this.callResolved(target, req, res, request, options, timeoutMs);
@@ -561,12 +379,12 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       return this.linkOf(peer, deadline);
     }
     const addr = typeof target.addr === 'number' ? target.addr : parseAddr(target.addr);
-    return this.linkOf(this.byAddr.get(addr) ?? (await this.lookupAddr(addr)), deadline);
+    return this.linkOf(this.peers.byAddress(addr) ?? (await this.lookupAddr(addr)), deadline);
   }
 
   private async pickLink(name: string, strategy: Strategy, key: string | undefined, options: CallOptions, deadline: number): Promise<Link> {
     for (;;) {
-      const peer = this.selector.pick(name, this.candidates.get(name) ?? [], strategy, key);
+      const peer = this.selector.pick(name, this.peers.instances(name), strategy, key);
       if (peer?.link) return peer.link;
       if (!options.waitForInstance) throw new RpcError('unavailable', `no instance of service "${name}" is connected`);
       await this.waitForInstance(name, deadline);
@@ -601,7 +419,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       peer.waiters.push({ resolve, reject, deadline });
       const timer = setTimeout(() => peer.failWaiters(new RpcError('timeout', `could not connect to ${peer.id} before the deadline`), Date.now()), Math.max(0, deadline - Date.now()) + 1);
       timer.unref();
-      this.dial(peer);
+      this.peers.dial(peer);
     });
   }
 
@@ -610,19 +428,12 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     const text = formatAddr(addr);
     const found = (await this.discovery.listServices()).find((d) => d.meta['addr'] === text);
     if (!found) throw new RpcError('unavailable', `no service has logical address ${text}`);
-    const peer = this.peerFor(found.id, found.name, addr);
+    const peer = this.peers.peerFor(found.id, found.name, addr);
     peer.desc ??= found;
     return peer;
   }
 }
 
-function addrOf(desc: ServiceDesc): number {
-  try {
-    return desc.meta['addr'] ? parseAddr(desc.meta['addr']) : 0;
-  } catch {
-    return 0;
-  }
-}
 
 function definedOnly<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {};
