@@ -29,3 +29,25 @@ test('requests in flight when their backend goes down fail at once with unavaila
   assert.ok(took < 3000, `failed after ${took} ms; the client's timeout is 10 s and the handler's sleep 5 s`);
   assert.equal(client.state, 'open', 'the client itself stays connected');
 });
+
+test('a backend stopping gracefully answers the client requests it holds, and refuses new ones', async (t) => {
+  const defer = cleanupStack(t);
+  const mesh = await startGatewayMesh(defer);
+  const [host, port] = (mesh.agent.tcpAddress as string).split(':') as [string, string];
+  const client = new GameClient({ transport: () => tcpTransport(host, Number(port)), reconnect: false, requestTimeoutMs: 10_000 });
+  defer(() => client.close());
+  await client.connect();
+  await client.request(EchoReq, EchoResp, { text: 'warm' });
+
+  const held = client.request(EchoReq, EchoResp, { text: 'sleep:300' });
+  await new Promise((r) => setTimeout(r, 50));
+  const stopping = mesh.backendNode.stop();
+  // Sent while the backend drains: refused at once, by the backend or by the agent.
+  const late = await client.request(EchoReq, EchoResp, { text: 'late' }).then(
+    () => 'answered',
+    (err: unknown) => (err instanceof ClientError ? err.code : String(err)),
+  );
+  assert.equal((await held).text, 'sleep:300', 'the request in flight was answered before the backend closed');
+  assert.equal(late, 'unavailable');
+  await stopping;
+});

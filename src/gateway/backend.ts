@@ -38,6 +38,9 @@ interface Entry {
  */
 export class GatewayBackend {
   private readonly handlers = new Map<number, Entry>();
+  /** Client requests being handled; a graceful stop waits for them. */
+  private inflight = 0;
+  private idleWaiters: Array<() => void> = [];
   private readonly closedHandlers: Array<(client: ClientRef & { session: Readonly<Record<string, string>> }, reason: string) => void> = [];
 
   constructor(
@@ -48,6 +51,22 @@ export class GatewayBackend {
     node.addDependency(agentService);
     node.onMessage(G.ClientMessage, (msg, ctx) => this.onClientMessage(msg, ctx.peer));
     node.onMessage(G.ClientClosed, (msg, ctx) => this.onClosedFrame(msg, ctx.peer));
+    node.onDrain((timeoutMs) => this.drain(timeoutMs));
+  }
+
+  private drain(timeoutMs: number): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.node.log.warn({ inflight: this.inflight }, 'shutdown timeout: abandoning client requests in flight');
+        resolve();
+      }, timeoutMs);
+      timer.unref();
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /** Handles a client message; a returned value is sent back as `res` with the request's seq. */
@@ -105,6 +124,7 @@ export class GatewayBackend {
     const entry = this.handlers.get(msg.msg_id);
     const replyError = (code: string, message: string) => this.send(ref, C.Error, { code, message }, msg.seq);
     if (!entry) return void replyError('unknown_method', `no handler for message ${msg.msg_id} on ${this.node.id}`);
+    if (this.node.stopping) return void replyError('unavailable', `${this.node.id} is shutting down`);
     let req: unknown;
     try {
       req = entry.req.decode(msg.body);
@@ -121,6 +141,7 @@ export class GatewayBackend {
       bind: (session) => this.bind(ref, session),
       kick: (reason) => this.kick([ref], reason),
     };
+    this.inflight++;
     Promise.resolve()
       .then(() => entry.fn(req, ctx))
       .then(
@@ -133,7 +154,10 @@ export class GatewayBackend {
           else this.node.log.warn({ client: ref, msg: entry.req.name, err }, 'client handler failed');
           replyError(err instanceof RpcError ? err.code : 'application', err.message);
         },
-      );
+      )
+      .finally(() => {
+        if (--this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
+      });
   }
 
   private onClosedFrame(msg: ClientClosed, agent: PeerInfo): void {

@@ -92,6 +92,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private disco: Discovery | undefined;
   private readonly dependencies: Set<string>;
   private extraMeta: Record<string, string> = {};
+  private readonly drainHooks: Array<(timeoutMs: number) => Promise<void>> = [];
   private listener: TcpListener | undefined;
   private load = 0;
   private loadTimer: NodeJS.Timeout | undefined;
@@ -216,6 +217,19 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     }
   }
 
+  /**
+   * Adds work that a graceful stop waits for, after RPCs have drained and
+   * within the same timeout (resolve by then, or be abandoned).
+   */
+  onDrain(hook: (timeoutMs: number) => Promise<void>): void {
+    this.drainHooks.push(hook);
+  }
+
+  /** True from the start of a stop: new work should be refused. */
+  get stopping(): boolean {
+    return this.state === 'stopping' || this.state === 'stopped';
+  }
+
   /** Merges registration meta (e.g. an online count) and registers again if running. */
   setMeta(meta: Readonly<Record<string, string>>): void {
     this.extraMeta = { ...this.extraMeta, ...meta };
@@ -271,8 +285,12 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       this.log.warn({ err: (err as Error).message }, 'deregister failed; the registration expires with the session');
     }
     for (const p of this.peers.all()) p.link?.session.send(L.Draining.id, 0, L.Draining.encode({}));
-    const drained = await this.rpc.drain(this.opts.shutdownTimeoutMs ?? 8000);
+    const timeoutMs = this.opts.shutdownTimeoutMs ?? 8000;
+    const deadline = Date.now() + timeoutMs;
+    const drained = await this.rpc.drain(timeoutMs);
     if (!drained) this.log.warn({ inflight: this.rpc.inflight }, 'shutdown timeout: abandoning calls still in flight');
+    // Work that is not an RPC (client requests through a gateway) finishes in the same window.
+    await Promise.all(this.drainHooks.map((hook) => hook(Math.max(0, deadline - Date.now())).catch((err: Error) => this.log.warn({ err: err.message }, 'a drain hook failed'))));
     if (this.loadTimer) clearTimeout(this.loadTimer);
     for (const w of this.watches) w.stop();
     this.peers.closeAll('service stopped');
