@@ -4,6 +4,7 @@ import { createLogger, type Logger } from '../log/index.js';
 import { listenTcp, type TcpListener, type TcpSession } from '../net/tcp.js';
 import { asBytes, type MessageType } from '../wire/registry.js';
 import { DISCOVERY_PROTOCOL, EVENT_DELETE, EVENT_PUT, M, type PbKeyValue, type PbEvent, type TxnReq } from './messages.js';
+import { DurableOutbox } from './outbox.js';
 import { Persistence } from './persist.js';
 import { KvStore, type Change, type Mutation } from './store.js';
 import { SERVICE_PREFIX, serviceKey, type KeyValue } from './types.js';
@@ -62,14 +63,6 @@ interface Client {
   readonly services: Set<string>;
 }
 
-interface Outgoing {
-  rev: number;
-  session: TcpSession;
-  msgId: number;
-  seq: number;
-  body: Uint8Array;
-}
-
 export interface DiscoveryServerEvents {
   fatal: [err: Error];
 }
@@ -89,8 +82,7 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
   private readonly clients = new Set<Client>();
   private readonly owners = new Map<string, Client>();
   private readonly graceTimers = new Map<string, NodeJS.Timeout>();
-  private durableRev = 0;
-  private outbox: Outgoing[] = [];
+  private outbox = new DurableOutbox(0);
   private stopping: Promise<void> | undefined;
 
   constructor(options: DiscoveryServerOptions = {}) {
@@ -119,14 +111,14 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
       this.store.setRevision(recovered.revision);
       this.persistence = persistence;
       persistence.snapshotSource = () => ({ revision: this.store.revision, kvs: this.store.all() });
-      persistence.onDurable = (rev) => this.release(rev);
+      persistence.onDurable = (rev) => this.outbox.release(rev);
       persistence.onFailure = (err) => {
         this.log.fatal({ err }, 'journal write failed; refusing to acknowledge more writes');
         this.emit('fatal', err);
       };
       this.log.info({ datafile: this.opts.datafile, keys: this.store.size, revision: recovered.revision, journalEntries: recovered.journalEntries }, 'recovered');
     }
-    this.durableRev = this.store.revision;
+    this.outbox = new DurableOutbox(this.store.revision);
     // Registrations that outlived their owners' connections get the same
     // grace as a dropped client: live services re-register within it.
     for (const key of this.store.keys(SERVICE_PREFIX)) this.startGrace(key);
@@ -152,7 +144,7 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
       for (const t of this.graceTimers.values()) clearTimeout(t);
       this.graceTimers.clear();
       if (this.persistence) await this.persistence.close();
-      this.release(this.store.revision);
+      this.outbox.release(this.store.revision);
       await this.listener?.close();
       this.log.info('discovery stopped');
     })();
@@ -354,7 +346,7 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
       revision,
       mutations: changes.map((c) => (c.kv ? { key: c.key, value: c.kv.value, create_rev: c.kv.createRev } : { key: c.key, delete: true })),
     });
-    if (!this.persistence) this.durableRev = revision;
+    if (!this.persistence) this.outbox.release(revision);
     this.notify(changes);
     return changes;
   }
@@ -391,26 +383,13 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
 
   /** Sends now if the store holds nothing undurable, else once the journal catches up. */
   private reply<T>(client: Client, type: MessageType<T>, seq: number, msg: T): void {
-    const body = type.encode(msg);
-    const rev = this.store.revision;
-    if (rev <= this.durableRev) client.session.send(type.id, seq, body);
-    else this.outbox.push({ rev, session: client.session, msgId: type.id, seq, body });
+    this.outbox.send(this.store.revision, client.session, type.id, seq, type.encode(msg));
   }
 
   private sendError(client: Client, seq: number, code: string, message: string): void {
     this.reply(client, M.Error, seq, { code, message });
   }
 
-  private release(rev: number): void {
-    if (rev > this.durableRev) this.durableRev = rev;
-    let i = 0;
-    for (; i < this.outbox.length; i++) {
-      const o = this.outbox[i] as Outgoing;
-      if (o.rev > this.durableRev) break;
-      o.session.send(o.msgId, o.seq, o.body);
-    }
-    if (i > 0) this.outbox = this.outbox.slice(i);
-  }
 
   private checkKey(key: string): void {
     if (key.length === 0) throw new RequestError('bad_request', 'key must not be empty');
