@@ -12,8 +12,8 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { asString, connectDiscovery, DiscoveryError, EtcdDiscovery, parseEtcdAddr, type EtcdDiscoveryOptions, type KvEvent, type ServiceDesc, type ServiceEvent } from '../src/discovery/index.js';
 import { EtcdCluster, etcdMissing } from './helpers/etcd.js';
-import { BIN, freePort, runCli, spawnNode, tempDir } from './helpers/proc.js';
-import { discoveryBehaviour, waitFor } from './suites/discovery-behaviour.js';
+import { BIN, freePort, runCli, spawnNode, tempDir, waitFor } from './helpers/proc.js';
+import { discoveryBehaviour } from './suites/discovery-behaviour.js';
 
 /** Lease TTL for the tests: etcd's minimum is about 2 s. */
 const TTL = 2;

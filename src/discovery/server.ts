@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createLogger, type Logger } from '../log/index.js';
+import { definedOnly } from '../net/options.js';
 import { listenTcp, type TcpListener, type TcpSession } from '../net/tcp.js';
 import { asBytes, type MessageType } from '../wire/registry.js';
 import { DISCOVERY_PROTOCOL, EVENT_DELETE, EVENT_PUT, M, type PbKeyValue, type PbEvent, type TxnReq } from './messages.js';
@@ -87,7 +88,7 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
 
   constructor(options: DiscoveryServerOptions = {}) {
     super();
-    this.opts = { ...DEFAULTS, ...stripUndefined(options) };
+    this.opts = { ...DEFAULTS, ...definedOnly(options) };
     this.log = options.logger ?? createLogger('discovery');
   }
 
@@ -418,10 +419,4 @@ function toPb(kv: KeyValue): PbKeyValue {
 function msgName(id: number): string {
   for (const t of Object.values(M)) if (t.id === id) return t.name.replace('gamemesh.discovery.', '');
   return `message ${id}`;
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  const out: Partial<T> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
-  return out;
 }

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { definedOnly } from '../net/options.js';
 import { RpcError } from '../service/errors.js';
 import type { ServiceNode } from '../service/node.js';
 import type { Init } from '../service/rpc.js';
@@ -311,10 +312,5 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
-function definedOnly<T extends object>(o: T): Partial<T> {
-  const out: Partial<T> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
-  return out;
-}
 
 export type { ChannelHandler, DeliveryInfo, RawChannelHandler, Unsubscribe };

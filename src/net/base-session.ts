@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { definedOnly } from './options.js';
 import { allocSessionId, HEARTBEAT_MSG_ID, SESSION_DEFAULTS, type Session, type SessionEvents, type SessionOptions } from './session.js';
 
 const EMPTY = new Uint8Array(0);
@@ -96,10 +97,4 @@ export abstract class BaseSession extends EventEmitter<SessionEvents> implements
     }
     if (heartbeatMs > 0 && now - this.lastSend >= heartbeatMs) this.send(HEARTBEAT_MSG_ID, 0, EMPTY);
   }
-}
-
-export function definedOnly<T extends object>(o: T): Partial<T> {
-  const out: Partial<T> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
-  return out;
 }

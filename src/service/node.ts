@@ -3,6 +3,7 @@ import { parseAddr as parseHostPort } from '../discovery/client.js';
 import { connectDiscovery } from '../discovery/connect.js';
 import type { Discovery, ServiceDesc, ServiceEvent, ServiceWatch } from '../discovery/types.js';
 import { createLogger, type Logger } from '../log/index.js';
+import { definedOnly } from '../net/options.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
 import type { MessageType } from '../wire/registry.js';
 import { RpcError, ServiceError } from './errors.js';
@@ -453,11 +454,6 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
 }
 
 
-function definedOnly<T extends object>(o: T): Partial<T> {
-  const out: Partial<T> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
-  return out;
-}
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
+import { waitFor } from '../helpers/proc.js';
 import { asJSON, asString, DiscoveryError, getJSON, getString, putJSON, type Discovery, type KvEvent, type ServiceDesc, type ServiceEvent } from '../../src/discovery/index.js';
 
 /**
@@ -15,18 +16,6 @@ export interface Backend {
   restart(): Promise<void>;
   /** A unique key prefix per test, so tests do not see each other's keys. */
   prefix(): string;
-}
-
-export function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const start = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (cond()) return resolve();
-      if (Date.now() - start > timeoutMs) return reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
 }
 
 function svc(name: string, index: number, port = 1000 + index, meta: Record<string, string> = {}): ServiceDesc {
