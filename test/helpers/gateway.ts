@@ -123,13 +123,15 @@ export interface AgentProc {
   host: string;
   tcpPort: number;
   wsUrl: string;
+  /** When started with --kcp-port. */
+  kcpPort?: number;
 }
 
-/** Spawns `gamemesh agent` on 127.0.0.1 (both transports, OS-picked ports); killed after the test. */
+/** Spawns `gamemesh agent` on 127.0.0.1 (both transports, OS-picked ports; KCP too with `--kcp-port 0`); killed after the test. */
 export async function spawnAgent(t: Cleanup, sdaddr: string, args: readonly string[] = []): Promise<AgentProc> {
   const proc = spawnNode(t, BIN, ['agent', '--sdaddr', sdaddr, '--host', '127.0.0.1', '--listen', '127.0.0.1:0', '--loglevel', 'warn', ...args], 'gamemesh agent');
-  const m = await proc.waitForStdout(/agent (\S+) listening tcp=(\S+):(\d+) ws=(\S+)\n/, 10_000);
-  return { proc, id: m[1] as string, host: m[2] as string, tcpPort: Number(m[3]), wsUrl: m[4] as string };
+  const m = await proc.waitForStdout(/agent (\S+) listening tcp=(\S+):(\d+) ws=(\S+?)(?: kcp=\S+:(\d+))?\n/, 10_000);
+  return { proc, id: m[1] as string, host: m[2] as string, tcpPort: Number(m[3]), wsUrl: m[4] as string, ...(m[5] ? { kcpPort: Number(m[5]) } : {}) };
 }
 
 /** A test/fixtures/gw-backend.ts process. */
