@@ -11,7 +11,11 @@
  * queue are capped; a receive queue that can never complete a message
  * (fragment counts larger than the window) is reported as `stalled`.
  */
-import { CMD_ACK, CMD_PUSH, CMD_WASK, CMD_WINS, diff32, KCP_OVERHEAD, parseDatagram, writeSegmentHeader } from './segment.js';
+import { NORMAL_MODE, KCP_DEFAULT_MTU, type KcpEngineOptions, type KcpMode } from './mode.js';
+import { Packer } from './packer.js';
+import { CMD_ACK, CMD_PUSH, CMD_WASK, CMD_WINS, diff32, KCP_OVERHEAD, parseDatagram } from './segment.js';
+
+export { KCP_DEFAULT_MTU, NORMAL_MODE, TURBO_MODE, type KcpEngineOptions, type KcpMode } from './mode.js';
 
 const RTO_NODELAY_MIN = 30;
 const RTO_MIN = 100;
@@ -27,40 +31,6 @@ const PROBE_INIT = 5000;
 const PROBE_LIMIT = 120_000;
 const FASTACK_LIMIT = 5;
 
-/** ikcp_nodelay's four settings. */
-export interface KcpMode {
-  /** 0: RTO doubles on each timeout, min RTO 100 ms; 1: RTO grows by half, min RTO 30 ms, no extra wait before the first resend. */
-  readonly nodelay: number;
-  /** ms between flushes of timers (10..5000). */
-  readonly interval: number;
-  /** Fast resend after this many later segments were acknowledged; 0: off. */
-  readonly resend: number;
-  /** True: no congestion window (only the send and remote windows limit what is in flight). */
-  readonly nc: boolean;
-}
-
-/** ikcp's "normal mode" as its README gives it: ikcp_nodelay(kcp, 0, 40, 0, 0). */
-export const NORMAL_MODE: KcpMode = Object.freeze({ nodelay: 0, interval: 40, resend: 0, nc: false });
-/** ikcp's "turbo mode": ikcp_nodelay(kcp, 1, 10, 2, 1). */
-export const TURBO_MODE: KcpMode = Object.freeze({ nodelay: 1, interval: 10, resend: 2, nc: true });
-
-export interface KcpEngineOptions {
-  mode?: KcpMode;
-  /** Largest datagram sent, headers included (ikcp default 1400; 50..1500). */
-  mtu?: number;
-  /** Segments in flight at most (ikcp default 32). */
-  sndWnd?: number;
-  /** Segments buffered out of order at most; at least 128 (ikcp's floor). */
-  rcvWnd?: number;
-  /** A segment sent this many times without an ack marks the link dead (ikcp default 20). */
-  deadLink?: number;
-  /** Segments waiting to enter the send window before send() refuses more. */
-  maxQueue?: number;
-  /** Milliseconds, any origin; wraps at 2^32 like ikcp's clock. */
-  clock?: () => number;
-}
-
-export const KCP_DEFAULT_MTU = 1400;
 
 interface SendSeg {
   sn: number;
@@ -507,32 +477,5 @@ export class KcpEngine {
       this.cwnd = 1;
       this.incr = this.mss;
     }
-  }
-}
-
-/** Packs segments into datagrams of at most `mtu` bytes, as ikcp_flush does. */
-class Packer {
-  private buf: Buffer | undefined;
-  private off = 0;
-
-  constructor(
-    private readonly mtu: number,
-    private readonly emit: (datagram: Buffer) => void,
-  ) {}
-
-  header(conv: number, cmd: number, frg: number, wnd: number, ts: number, sn: number, una: number, len: number, data?: Buffer): void {
-    if (this.buf && this.off + KCP_OVERHEAD + len > this.mtu) this.end();
-    const buf = (this.buf ??= Buffer.allocUnsafe(this.mtu));
-    this.off = writeSegmentHeader(buf, this.off, conv, cmd, frg, wnd, ts, sn, una, len);
-    if (data && len > 0) {
-      data.copy(buf, this.off);
-      this.off += len;
-    }
-  }
-
-  end(): void {
-    if (this.buf && this.off > 0) this.emit(this.buf.subarray(0, this.off));
-    this.buf = undefined;
-    this.off = 0;
   }
 }
