@@ -16,7 +16,7 @@ import { ControlType, encodeControl } from '../src/net/kcp/control.js';
 import { dialKcp } from '../src/net/kcp/dial.js';
 import { KcpEngine, KCP_MAX_FRAGMENTS, TURBO_MODE } from '../src/net/kcp/engine.js';
 import { listenKcp } from '../src/net/kcp/listener.js';
-import { CMD_ACK, CMD_PUSH, CMD_WASK, CMD_WINS, KCP_OVERHEAD } from '../src/net/kcp/segment.js';
+import { CMD_ACK, CMD_PUSH, CMD_WASK, CMD_WINS, KCP_OVERHEAD, type Segment } from '../src/net/kcp/segment.js';
 import { UdpPeer } from './helpers/kcp.js';
 import { waitFor } from './helpers/proc.js';
 
@@ -36,13 +36,8 @@ const segmentArb: fc.Arbitrary<SegSpec> = fc.record({
   lie: fc.integer({ min: -3, max: 3 }),
 });
 
-interface SegSpec {
-  cmd: number;
-  frg: number;
-  wnd: number;
-  ts: number;
-  sn: number;
-  una: number;
+/** A segment as a forger writes it: any field values, data of any length, and a length field that may lie. */
+interface SegSpec extends Omit<Segment, 'data'> {
   data: Uint8Array;
   lie: number;
 }

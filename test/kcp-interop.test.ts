@@ -19,24 +19,13 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { pushRoutes, spawnAgent, spawnGwBackend, type AgentProc } from './helpers/gateway.js';
+import { findCompiler } from './helpers/kcp.js';
 import { GW, routeTable } from './helpers/gw-proto.js';
 import { Proc, ROOT, startDiscovery, tempDir, type Cleanup } from './helpers/proc.js';
 
 const run = promisify(execFile);
 const VENDOR = path.resolve(ROOT, '..', 'shared', 'vendor', 'kcp');
 const DRIVER = path.join(ROOT, 'test', 'fixtures', 'kcp', 'kcp-client.c');
-
-async function findCompiler(): Promise<string | undefined> {
-  for (const cc of [process.env['CC'], 'cc', 'gcc'].filter((c): c is string => !!c)) {
-    try {
-      await run(cc, ['--version']);
-      return cc;
-    } catch {
-      // next
-    }
-  }
-  return undefined;
-}
 
 const compiler = await findCompiler();
 const vendorMissing = fs.existsSync(path.join(VENDOR, 'ikcp.c')) ? undefined : `the reference KCP sources are not at ${VENDOR}`;

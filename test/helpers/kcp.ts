@@ -78,24 +78,28 @@ export class UdpPeer {
   }
 }
 
-/**
- * Compiles the raw-socket sender into a temp dir. Returns undefined (with
- * the reason) when that cannot work here: no C compiler, or no CAP_NET_RAW.
- */
-export async function buildSpoofer(t: Cleanup): Promise<{ send: (src: string, srcPort: number, dstPort: number, payload: Buffer, count?: number) => Promise<void> } | string> {
-  const dir = tempDir(t, 'gamemesh-kcp-spoof-');
-  const bin = path.join(dir, 'spoof');
-  let cc: string | undefined;
-  for (const c of [process.env['CC'], 'cc', 'gcc'].filter((x): x is string => !!x)) {
+/** The machine's C compiler (`$CC`, cc or gcc), or undefined. */
+export async function findCompiler(): Promise<string | undefined> {
+  for (const cc of [process.env['CC'], 'cc', 'gcc'].filter((c): c is string => !!c)) {
     try {
-      await run(c, ['-O2', '-o', bin, path.join(ROOT, 'test', 'fixtures', 'kcp', 'spoof.c')]);
-      cc = c;
-      break;
+      await run(cc, ['--version']);
+      return cc;
     } catch {
       // next
     }
   }
+  return undefined;
+}
+
+/**
+ * Compiles the raw-socket sender into a temp dir. Returns the reason instead
+ * when that cannot work here: no C compiler, or no CAP_NET_RAW.
+ */
+export async function buildSpoofer(t: Cleanup): Promise<{ send: (src: string, srcPort: number, dstPort: number, payload: Buffer, count?: number) => Promise<void> } | string> {
+  const cc = await findCompiler();
   if (!cc) return 'no C compiler (cc or gcc) to build the raw-socket sender; .ci/run installs gcc';
+  const bin = path.join(tempDir(t, 'gamemesh-kcp-spoof-'), 'spoof');
+  await run(cc, ['-O2', '-o', bin, path.join(ROOT, 'test', 'fixtures', 'kcp', 'spoof.c')]);
   const send = async (src: string, srcPort: number, dstPort: number, payload: Buffer, count = 1): Promise<void> => {
     await run(bin, [src, String(srcPort), '127.0.0.1', String(dstPort), payload.toString('hex'), String(count)]);
   };
