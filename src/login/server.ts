@@ -11,7 +11,7 @@ import type { Logger } from '../log/index.js';
 import type { ServiceNode } from '../service/node.js';
 import { AccountStore, checkCredentials } from './accounts.js';
 import { AgentPicker } from './agents.js';
-import { HttpError, discard, readJsonBody, sendJson } from './http-util.js';
+import { HttpError, discard, readJsonBody, sendJson } from '../service/http-util.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { serveStatic, staticRoot } from './static.js';
 import { issueToken, loadJwtKey } from './tokens.js';

@@ -15,6 +15,10 @@ import type { Peer } from './peer.js';
 import { Peers } from './peers.js';
 import { RpcEngine, type ClientInterceptor, type Init, type MessageHandler, type PeerInfo, type RpcHandler, type ServerInterceptor } from './rpc.js';
 import { Selector, type Strategy } from './select.js';
+import type { AdminServer } from './admin.js';
+import { memoryStatus, startNodeAdmin, type NodeStatus } from './node-admin.js';
+import { sendTraceContext } from './trace.js';
+import { context, tracingOn, type Context } from '../observe/tracing.js';
 
 /** The configuration a node needs; `loadConfig` produces a superset. */
 export interface NodeConfig {
@@ -25,6 +29,8 @@ export interface NodeConfig {
   cluster: number;
   listen: string;
   token: string | undefined;
+  /** host:port of the admin HTTP port; '' or undefined = none. */
+  admin?: string;
 }
 
 export interface ServiceNodeOptions {
@@ -100,6 +106,9 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private isReady = false;
   private stopPromise: Promise<void> | undefined;
+  private adminServer: AdminServer | undefined;
+  private readonly statusSources: Array<() => Record<string, unknown>> = [];
+  private readonly startedAt = Date.now();
 
   constructor(options: ServiceNodeOptions) {
     super();
@@ -110,7 +119,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.addr = packAddr({ cluster: this.config.cluster, type: options.type ?? 0, index: this.config.svcindex });
     this.log = options.logger ?? createLogger(`service.${options.name}`);
     this.dependencies = new Set(options.dependencies ?? []);
-    this.rpc = new RpcEngine({ maxInflight: options.maxInflight ?? 10_000, logger: this.log });
+    this.rpc = new RpcEngine({ maxInflight: options.maxInflight ?? 10_000, logger: this.log, selfId: this.id });
     this.identity = { id: this.id, name: this.name, addr: this.addr, secret: this.config.token || undefined, load: () => this.load };
     this.peers = new Peers({
       id: this.id,
@@ -174,6 +183,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       // Release what was opened, or the port keeps the process alive after a failed start.
       for (const w of this.watches.splice(0)) w.stop();
       await this.listener?.close();
+      await this.adminServer?.close();
       if (!this.opts.discovery) await this.disco?.close().catch(() => {});
       this.state = 'stopped';
       throw err;
@@ -190,9 +200,13 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.listener = await listenTcp({ host, port, maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000 }, (session) => {
       acceptLink(session, this.identity, 5000).then(
         (link) => this.peers.addLink(link),
-        (err: Error) => this.log.warn({ remote: session.remoteAddress, err: err.message }, 'refused a link'),
+        (err: Error) => {
+          this.peers.refused++;
+          this.log.warn({ remote: session.remoteAddress, err: err.message }, 'refused a link');
+        },
       );
     });
+    if (this.config.admin) this.adminServer = await startNodeAdmin(this);
     this.disco = this.opts.discovery ?? (await connectDiscovery(this.config.sdaddr, { token: this.config.token, name: this.id, connectTimeoutMs: 10_000 }));
     for (const dep of this.dependencies) await this.watchDependency(dep);
     await this.disco.register(this.descriptor());
@@ -251,7 +265,50 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       id: this.id,
       host: listener.host,
       port: listener.port,
-      meta: { ...this.opts.meta, ...this.extraMeta, addr: this.logicalAddress, group: this.config.svcgroup, index: String(this.config.svcindex), ...(this.config.wanip ? { wan: this.config.wanip } : {}) },
+      meta: {
+        ...this.opts.meta,
+        ...this.extraMeta,
+        addr: this.logicalAddress,
+        group: this.config.svcgroup,
+        index: String(this.config.svcindex),
+        ...(this.config.wanip ? { wan: this.config.wanip } : {}),
+        ...(this.adminServer ? { admin: this.adminServer.address } : {}),
+      },
+    };
+  }
+
+  /** The admin HTTP server (`--admin`), once started: add routes to it. */
+  get admin(): AdminServer | undefined {
+    return this.adminServer;
+  }
+
+  /** Adds fields to GET /status on the admin port (e.g. the agent's client counts). */
+  addStatus(fn: () => Record<string, unknown>): void {
+    this.statusSources.push(fn);
+  }
+
+  /** What GET /status on the admin port answers. */
+  status(): NodeStatus {
+    const links = [];
+    for (const p of this.peers.all()) {
+      if (p.connected) links.push({ id: p.id, name: p.name, addr: formatAddr(p.addr), load: p.load, draining: p.draining, dialed: p.link?.dialedByMe ?? false });
+    }
+    const extra: Record<string, unknown> = {};
+    for (const fn of this.statusSources) Object.assign(extra, fn());
+    return {
+      ...extra,
+      id: this.id,
+      name: this.name,
+      addr: this.logicalAddress,
+      address: this.listener ? `${this.listener.host}:${this.listener.port}` : '',
+      group: this.config.svcgroup,
+      state: this.state,
+      ready: this.isReady,
+      load: this.load,
+      links,
+      memory: memoryStatus(),
+      uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
+      pid: process.pid,
     };
   }
 
@@ -298,6 +355,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.rpc.close();
     await this.listener?.close();
     if (!this.opts.discovery) await this.disco?.close();
+    await this.adminServer?.close();
     this.state = 'stopped';
     if (ServiceNode.current === this) ServiceNode.current = undefined;
     this.log.info('stopped');
@@ -351,10 +409,15 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     return this.peers.get(id)?.connected ?? false;
   }
 
-  /** Hot-path one-way send to a linked peer; false (nothing queued) if it is not linked. */
-  sendToPeer<T>(id: string, type: MessageType<T>, msg: Init<T>): boolean {
+  /**
+   * Hot-path one-way send to a linked peer; false (nothing queued) if it is
+   * not linked. With `trace`, the span in that context travels with the message.
+   */
+  sendToPeer<T>(id: string, type: MessageType<T>, msg: Init<T>, trace?: Context): boolean {
     const link = this.peers.get(id)?.link;
-    return link !== undefined && link.session.send(type.id, 0, type.encode(msg));
+    if (link === undefined) return false;
+    if (trace !== undefined) sendTraceContext(link.session, trace);
+    return link.session.send(type.id, 0, type.encode(msg));
   }
 
   // ---- sending ------------------------------------------------------------
@@ -362,6 +425,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   /** One-way message. Resolves once it is handed to the link (queued if the peer is connecting). */
   async send<T>(target: Target, type: MessageType<T>, msg: Init<T>, options: CallOptions = {}): Promise<void> {
     const link = await this.resolve(target, options);
+    if (tracingOn()) sendTraceContext(link.session, context.active());
     if (!link.session.send(type.id, 0, type.encode(msg as T))) throw new RpcError('unavailable', `link to ${link.peerId} is closed`);
   }
 

@@ -1,4 +1,4 @@
-/** Small node:http helpers for the login endpoint: JSON replies and a bounded JSON body reader. */
+/** Small node:http helpers for the HTTP endpoints (login, admin port, dashboard): JSON replies and a bounded JSON body reader. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** A failure with the HTTP status and message the client should see. */
