@@ -10,6 +10,7 @@ import { Persistence } from './persist.js';
 import { KvStore, type Change, type Mutation } from './store.js';
 import { SERVICE_PREFIX, serviceKey, type KeyValue } from './types.js';
 import { encodeServiceDesc, validateServiceDesc } from './service-desc.js';
+import { discoveryServers, retireDiscovery, type DiscoveryCounts } from './metrics.js';
 
 export interface DiscoveryServerOptions {
   host?: string;
@@ -73,7 +74,7 @@ export interface DiscoveryServerEvents {
  * and a journal. Every answer and watch event that reflects a write is held
  * until that write is on disk, so nothing a client has seen can be lost.
  */
-export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
+export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> implements DiscoveryCounts {
   readonly store = new KvStore();
   readonly serverId = randomBytes(8).toString('hex');
   private readonly opts: typeof DEFAULTS & DiscoveryServerOptions;
@@ -85,6 +86,8 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
   private readonly graceTimers = new Map<string, NodeJS.Timeout>();
   private outbox = new DurableOutbox(0);
   private stopping: Promise<void> | undefined;
+  /** Requests handled, by message id. */
+  readonly ops = new Map<number, number>();
 
   constructor(options: DiscoveryServerOptions = {}) {
     super();
@@ -99,6 +102,20 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
 
   get clientCount(): number {
     return this.clients.size;
+  }
+
+  get revision(): number {
+    return this.store.revision;
+  }
+
+  get watchCount(): number {
+    let n = 0;
+    for (const c of this.clients) n += c.watches.size;
+    return n;
+  }
+
+  get serviceCount(): number {
+    return this.store.keys(SERVICE_PREFIX).length;
   }
 
   async start(): Promise<this> {
@@ -136,6 +153,7 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
       (session) => this.accept(session),
     );
     this.log.info({ host: this.listener.host, port: this.listener.port, auth: Boolean(this.opts.token), persistent: Boolean(this.persistence) }, 'discovery listening');
+    discoveryServers.add(this);
     return this;
   }
 
@@ -147,6 +165,7 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
       if (this.persistence) await this.persistence.close();
       this.outbox.release(this.store.revision);
       await this.listener?.close();
+      retireDiscovery(this);
       this.log.info('discovery stopped');
     })();
     return this.stopping;
@@ -189,6 +208,8 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
   }
 
   private onFrame(client: Client, msgId: number, seq: number, body: Buffer): void {
+    // Only the protocol's own range: a hostile client's made-up ids must not grow the map.
+    if (msgId >= 100 && msgId < 200) this.ops.set(msgId, (this.ops.get(msgId) ?? 0) + 1);
     if (!client.authed) {
       if (msgId !== M.Hello.id) return this.fail(client, seq, 'bad_request', `expected Hello, got ${msgName(msgId)}`);
       return this.onHello(client, seq, body);

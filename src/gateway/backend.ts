@@ -4,6 +4,7 @@ import type { ServiceNode } from '../service/node.js';
 import type { Init, PeerInfo } from '../service/rpc.js';
 import { C, G, type ClientClosed, type ClientMessage } from './messages.js';
 import { KickCode } from './kick.js';
+import { ATTR, endSpan, SpanKind, startSpan, tracingOn, withSpan } from '../observe/tracing.js';
 
 /** A client as a backend sees it: which agent holds it, and its id there. */
 export interface ClientRef {
@@ -142,13 +143,19 @@ export class GatewayBackend {
       kick: (reason) => this.kick([ref], reason),
     };
     this.inflight++;
+    // Traced: the handler runs in a span of its own, under the agent's (through the link's TraceContext).
+    const span = tracingOn()
+      ? startSpan(entry.req.name, SpanKind.SERVER, { [ATTR.method]: entry.req.name, [ATTR.msg]: entry.req.name, [ATTR.service]: this.node.id, [ATTR.peer]: ref.agent, [ATTR.client]: ref.id })
+      : undefined;
     Promise.resolve()
-      .then(() => entry.fn(req, ctx))
+      .then(() => (span ? withSpan(span, undefined, () => entry.fn(req, ctx)) : entry.fn(req, ctx)))
       .then(
         (res) => {
+          if (span) endSpan(span, 'ok');
           if (res !== undefined && entry.res) this.send(ref, entry.res, res as Init<unknown>, msg.seq);
         },
         (err: Error) => {
+          if (span) endSpan(span, err instanceof RpcError ? err.code : 'application', err.message);
           // An RpcError is a deliberate answer (a rule said no); anything else is a bug worth a warning.
           if (err instanceof RpcError) this.node.log.debug({ client: ref, msg: entry.req.name, code: err.code, err: err.message }, 'client request refused');
           else this.node.log.warn({ client: ref, msg: entry.req.name, err }, 'client handler failed');

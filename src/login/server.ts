@@ -15,6 +15,7 @@ import { HttpError, discard, readJsonBody, sendJson } from '../service/http-util
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { serveStatic, staticRoot } from './static.js';
 import { issueToken, loadJwtKey } from './tokens.js';
+import { countLogin, loginResult } from './metrics.js';
 
 export const MAX_LOGIN_BODY = 8 * 1024;
 export const NO_AGENT_MESSAGE = 'no gateway (agent) is available right now';
@@ -124,7 +125,15 @@ async function handle(ctx: Handler, req: IncomingMessage, res: ServerResponse): 
   const method = req.method ?? 'GET';
   if (pathname === '/api/login') {
     if (method !== 'POST') throw methodNotAllowed(req, 'POST');
-    return sendJson(req, res, 200, await login(ctx, req));
+    const started = performance.now();
+    try {
+      const reply = await login(ctx, req);
+      countLogin(loginResult(200, reply.created), started);
+      return sendJson(req, res, 200, reply);
+    } catch (err) {
+      countLogin(loginResult(err instanceof HttpError ? err.status : err instanceof DiscoveryError ? 503 : 500), started);
+      throw err;
+    }
   }
   if (pathname === '/api/health') {
     if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(req, 'GET, HEAD');
