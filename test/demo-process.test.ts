@@ -75,7 +75,7 @@ test('the demo cluster: bots, forged tokens, the terminal client, and kill -9 of
   // The file as `npm start` runs it; only the ports and the data directory differ.
   const cluster: Cluster = startCluster(path.join(ROOT, 'demo', 'cluster.json'), {
     cwd: ROOT,
-    vars: { sdaddr: `127.0.0.1:${sdPort}`, http: `127.0.0.1:${httpPort}`, data: dir },
+    vars: { sdaddr: `127.0.0.1:${sdPort}`, http: `127.0.0.1:${httpPort}`, dashboard: `127.0.0.1:${await freePort()}`, data: dir },
     // A known JWT key, so the test can sign tokens the services would accept, and near-misses of them.
     env: { ...process.env, GAMEMESH_JWT_SECRET: SECRET },
     color: false,

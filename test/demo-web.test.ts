@@ -51,7 +51,7 @@ test('demo web page: two players log in, chat, whisper and level up', { skip: no
     // The demo's own file; ${data} moves discovery's and the game's files out of the package.
     cluster = startCluster(path.join(ROOT, 'demo', 'cluster.json'), {
       cwd: ROOT,
-      vars: { sdaddr: `127.0.0.1:${sdPort}`, http: `127.0.0.1:${httpPort}`, data: path.join(tmp, 'data') },
+      vars: { sdaddr: `127.0.0.1:${sdPort}`, http: `127.0.0.1:${httpPort}`, dashboard: `127.0.0.1:${await freePort()}`, data: path.join(tmp, 'data') },
       color: false,
       stopTimeoutMs: 5000,
       write: (text) => (output += text),
