@@ -232,6 +232,8 @@ function renderLog(s: State): void {
 const openFolders = new Map<string, HTMLElement>();
 let selected: string | undefined;
 let dirty = false;
+/** The key each tree button shows, as of its folder's last listing. */
+const leaves = new WeakMap<HTMLElement, KvLeaf>();
 
 async function listing(prefix: string): Promise<KvListing> {
   const res = await fetch(`/api/kv?prefix=${encodeURIComponent(prefix)}`);
@@ -239,27 +241,51 @@ async function listing(prefix: string): Promise<KvListing> {
   return (await res.json()) as KvListing;
 }
 
+/**
+ * Shows a folder's listing in `into`, reusing the elements already there:
+ * an open subfolder stays open (and attached) when its parent is refreshed.
+ */
 async function fill(prefix: string, into: HTMLElement): Promise<void> {
   const l = await listing(prefix);
   openFolders.set(prefix, into);
-  into.replaceChildren(
-    ...l.folders.map((f) => {
-      const sub = el('div');
-      const d = el('details', { attrs: { 'data-prefix': f.prefix } }, el('summary', { text: `${f.name}/ (${f.keys})` }), sub);
-      d.addEventListener('toggle', () => {
-        if (d.open) void fill(f.prefix, sub);
-        else openFolders.delete(f.prefix);
-      });
-      return d;
-    }),
-    ...l.keys.map((k) => {
-      const shown = k.secret ? `${k.name} = ••••• (secret, ${k.size} bytes)` : k.binary ? `${k.name} = (${k.size} bytes, binary)` : `${k.name} = ${k.value}`;
-      const b = el('button', { text: shown, cls: `key${k.secret ? ' secret' : ''}${k.key === selected ? ' selected' : ''}`, attrs: { type: 'button', 'data-key': k.key, title: `mod revision ${k.modRev}` } });
-      b.addEventListener('click', () => select(k));
-      return b;
-    }),
-  );
-  if (l.more > 0) into.append(el('span', { text: `… and ${l.more} more keys`, cls: 'muted' }));
+  const old = new Map<string, HTMLElement>();
+  for (const c of Array.from(into.children)) {
+    const id = (c as HTMLElement).dataset['prefix'] ?? (c as HTMLElement).dataset['key'];
+    if (id !== undefined) old.set(id, c as HTMLElement);
+  }
+  const next: HTMLElement[] = l.folders.map((f) => {
+    const label = `${f.name}/ (${f.keys})`;
+    const existing = old.get(f.prefix);
+    if (existing) {
+      const summary = existing.querySelector('summary');
+      if (summary && summary.textContent !== label) summary.textContent = label;
+      return existing;
+    }
+    const sub = el('div');
+    const d = el('details', { attrs: { 'data-prefix': f.prefix } }, el('summary', { text: label }), sub);
+    d.addEventListener('toggle', () => {
+      if (d.open) void fill(f.prefix, sub);
+      else openFolders.delete(f.prefix);
+    });
+    return d;
+  });
+  for (const k of l.keys) {
+    const shown = k.secret ? `${k.name} = ••••• (secret, ${k.size} bytes)` : k.binary ? `${k.name} = (${k.size} bytes, binary)` : `${k.name} = ${k.value}`;
+    let b = old.get(k.key) as HTMLButtonElement | undefined;
+    if (!b) {
+      b = el('button', { attrs: { type: 'button', 'data-key': k.key } });
+      const button = b;
+      button.addEventListener('click', () => select(leaves.get(button) ?? k));
+    }
+    leaves.set(b, k);
+    if (b.textContent !== shown) b.textContent = shown;
+    b.className = `key${k.secret ? ' secret' : ''}${k.key === selected ? ' selected' : ''}`;
+    b.title = `mod revision ${k.modRev}`;
+    next.push(b);
+  }
+  if (l.more > 0) next.push(el('span', { text: `… and ${l.more} more keys`, cls: 'muted' }));
+  const same = next.length === into.children.length && next.every((n, i) => into.children[i] === n);
+  if (!same) into.replaceChildren(...next);
   if (selected && !dirty) {
     const k = l.keys.find((x) => x.key === selected);
     if (k) showValue(k);
