@@ -204,8 +204,9 @@ function renderGraph(s: State): void {
     const p = pos.get(a);
     const q = pos.get(b);
     if (!p || !q) return [];
-    const lift = 12 + Math.abs(q.x - p.x) * 0.12;
-    const d = `M ${p.x} ${p.y} Q ${(p.x + q.x) / 2} ${Math.min(p.y, q.y) - lift} ${q.x} ${q.y}`;
+    // The curve's peak is half the control point's lift: at most 30 px above the higher end, below the column names.
+    const lift = Math.min(30, 8 + Math.abs(q.x - p.x) * 0.05);
+    const d = `M ${p.x} ${p.y} Q ${(p.x + q.x) / 2} ${Math.min(p.y, q.y) - 2 * lift} ${q.x} ${q.y}`;
     return [svg('path', { d, 'data-link': `${a} ${b}` })];
   });
   graph.replaceChildren(...lines, ...nodes);
