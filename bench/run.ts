@@ -17,6 +17,7 @@ export const BENCHES: readonly BenchEntry[] = [
   { name: 'rpc', load: () => import('./rpc.js') },
   { name: 'gateway', load: () => import('./gateway.js') },
   { name: 'kcp', load: () => import('./kcp.js') },
+  { name: 'metrics', load: () => import('./metrics.js') },
 ];
 
 export async function runBenches(names: readonly string[] = []): Promise<void> {
