@@ -158,6 +158,9 @@ test('services: load from the admin port, node flags read defensively, and the r
   }, 5000, 'the node\'s memory from its admin port');
   let s = await state(url);
   assert.ok(s.log.some((e) => e.kind === 'join' && e.id === node.id));
+  // Prometheus HTTP service discovery lists the admin port.
+  const targets = (await (await fetch(`${url}api/targets`)).json()) as Array<{ targets: string[]; labels: Record<string, string> }>;
+  assert.deepEqual(targets, [{ targets: [node.admin?.address], labels: { gamemesh_service: 'game', gamemesh_id: node.id, gamemesh_group: 'dev' } }]);
   // config/nodes/<id>: JSON {available}, a bare boolean, or garbage (unknown).
   const flag = async (value: string, want: boolean | undefined) => {
     await sd.put(`config/nodes/${node.id}`, value);

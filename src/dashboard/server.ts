@@ -3,7 +3,8 @@
  * server: the page (src/dashboard/web, built into dist), GET /api/state,
  * GET /api/events (server-sent events: the state whenever it changes, at
  * most four times a second, and the KV keys that changed), GET /api/kv to
- * browse the KV, PUT /api/kv to change a value.
+ * browse the KV, PUT /api/kv to change a value, GET /api/targets for
+ * Prometheus' HTTP service discovery.
  *
  * Access: on a loopback address anyone local may look; beyond loopback
  * every request needs the cluster token (Basic auth with the token as the
@@ -21,7 +22,7 @@ import { serveStatic, staticRoot } from '../login/static.js';
 import { bearerToken, isLoopback, tokenMatches } from '../service/admin.js';
 import { discard, HttpError, readJsonBody, sendJson } from '../service/http-util.js';
 import { listKv } from './kv.js';
-import { ClusterModel } from './model.js';
+import { ClusterModel, type ServiceView } from './model.js';
 
 export interface DashboardOptions {
   readonly discovery: Discovery;
@@ -90,6 +91,9 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
         req.socket.setTimeout(0);
         res.on('close', () => streams.delete(res));
         return;
+      case '/api/targets':
+        // Prometheus HTTP service discovery (http_sd_configs): every admin port in the registry.
+        return sendJson(req, res, 200, prometheusTargets(model.snapshot().services));
       case '/api/kv':
         if (method === 'GET') return sendJson(req, res, 200, listKv(model.store.list(), url.searchParams.get('prefix') ?? ''));
         if (method === 'PUT') return sendJson(req, res, 200, await edit(req, opts));
@@ -182,4 +186,11 @@ function listen(server: Server, port: number, host: string): Promise<void> {
       resolve();
     });
   });
+}
+
+/** Prometheus HTTP SD: one target group per admin port, labelled with the service, its id and group. */
+export function prometheusTargets(services: readonly ServiceView[]): Array<{ targets: string[]; labels: Record<string, string> }> {
+  return services
+    .filter((s) => s.admin !== '')
+    .map((s) => ({ targets: [s.admin], labels: { gamemesh_service: s.name, gamemesh_id: s.id, gamemesh_group: s.group } }));
 }
