@@ -272,7 +272,7 @@ export class RpcEngine implements RpcCounts {
     const run = () => Promise.resolve(h.fn(msg, ctx));
     const invoke = () => (this.serverInterceptors.length === 0 ? run() : runChain(this.serverInterceptors, { kind: 'message', method: h.type.name, peer, request: msg }, run));
     // One-way messages get a span only when the sender traced them: a message is a hop of some trace, not a root.
-    const span = parent !== undefined && tracingOn() ? this.serverSpan(h.type.name, SpanKind.CONSUMER, peer, parent) : undefined;
+    const span = parent !== undefined ? this.serverSpan(h.type.name, SpanKind.CONSUMER, peer, parent) : undefined;
     let done: Promise<unknown>;
     try {
       done = span ? withSpan(span, parent, invoke) : invoke();
@@ -306,7 +306,7 @@ export class RpcEngine implements RpcCounts {
     }
     const ctx = new IncomingContext(peer, h.req.name);
     // A request from a caller that does not trace starts a trace here (when this process traces), as an HTTP server would.
-    const span = parent !== undefined || tracingOn() ? this.serverSpan(h.req.name, SpanKind.SERVER, peer, parent) : undefined;
+    const span = tracingOn() ? this.serverSpan(h.req.name, SpanKind.SERVER, peer, parent) : undefined;
     const invoke = () =>
       this.serverInterceptors.length === 0 ? h.fn(req, ctx) : runChain(this.serverInterceptors, { kind: 'rpc', method: h.req.name, peer, request: req }, () => Promise.resolve(h.fn(req, ctx)));
     let result: unknown;

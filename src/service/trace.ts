@@ -4,7 +4,7 @@
  * valid span; read back into the link, where the next frame dispatched takes it.
  */
 import type { Session } from '../net/session.js';
-import { carrierOf, contextFrom, type Context } from '../observe/tracing.js';
+import { carrierOf, contextFrom, tracingOn, type Context } from '../observe/tracing.js';
 import type { Link } from './link.js';
 import { L } from './messages.js';
 
@@ -16,6 +16,8 @@ export function sendTraceContext(session: Session, ctx: Context): void {
 
 /** A TraceContext frame arrived: its context waits on the link for the next frame. */
 export function receiveTraceContext(link: Link, body: Buffer): void {
+  // A process that does not trace does not even decode it.
+  if (!tracingOn()) return;
   let fields: Record<string, string>;
   try {
     fields = L.TraceContext.decode(body).fields;
