@@ -36,24 +36,23 @@ test('the demo cluster, observed: /metrics of every service kind, and the dashbo
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'gamemesh-observe-demo-'));
   const token = loadClusterFile(CLUSTER_FILE).env['GAMEMESH_TOKEN'] ?? '';
   let output = '';
-  let cluster: Cluster | undefined;
   let browser: Browser | undefined;
   const procs: Proc[] = [];
-  t.after(async () => {
-    await browser?.close().catch(() => {});
-    for (const p of procs) await p.stop();
-    await cluster?.stop();
-    rmSync(tmp, { recursive: true, force: true });
-  });
   const sdaddr = `127.0.0.1:${await freePort()}`;
   const httpAddr = `127.0.0.1:${await freePort()}`;
   const dashAddr = `127.0.0.1:${await freePort()}`;
-  cluster = startCluster(CLUSTER_FILE, {
+  const cluster: Cluster = startCluster(CLUSTER_FILE, {
     cwd: ROOT,
     vars: { sdaddr, http: httpAddr, dashboard: dashAddr, data: path.join(tmp, 'data') },
     color: false,
     stopTimeoutMs: 5000,
     write: (text) => (output += text),
+  });
+  t.after(async () => {
+    await browser?.close().catch(() => {});
+    for (const p of procs) await p.stop();
+    await cluster.stop();
+    rmSync(tmp, { recursive: true, force: true });
   });
   try {
     await cluster.ready;

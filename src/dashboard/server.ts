@@ -13,14 +13,13 @@
  * value always needs the token as a bearer token from the page, in a JSON
  * request from the page's own origin.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { DiscoveryError, type Discovery } from '../discovery/types.js';
 import type { Logger } from '../log/index.js';
 import { serveStatic, staticRoot } from '../login/static.js';
 import { bearerToken, isLoopback, tokenMatches } from '../service/admin.js';
-import { discard, HttpError, readJsonBody, sendJson } from '../service/http-util.js';
+import { answerClientError, discard, HttpError, listenHttp, readJsonBody, sendJson } from '../service/http-util.js';
 import { listKv } from './kv.js';
 import { ClusterModel, type ServiceView } from './model.js';
 
@@ -115,8 +114,8 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   server.headersTimeout = 10_000;
   server.requestTimeout = 0; // the event streams stay open
   server.maxConnections = 256;
-  server.on('clientError', (_err: Error, socket: Socket) => (socket.writable ? socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n') : socket.destroy()));
-  await listen(server, opts.port, opts.host);
+  server.on('clientError', answerClientError);
+  await listenHttp(server, opts.port, opts.host);
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
   const url = `http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}/`;
@@ -176,16 +175,6 @@ async function edit(req: IncomingMessage, opts: DashboardOptions): Promise<{ key
   }
   opts.logger.info({ key, bytes: Buffer.byteLength(value) }, 'KV value changed from the dashboard');
   return { key, revision };
-}
-
-function listen(server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }
 
 /** Prometheus HTTP SD: one target group per admin port, labelled with the service, its id and group. */

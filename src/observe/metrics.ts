@@ -120,32 +120,23 @@ export class HistogramFamily<L extends string = string> extends Histogram<L> {
   }
 }
 
+type Reader<L extends string> = (set: (labels: Partial<Record<L, string>>, value: number) => void) => void;
+
 /** A counter whose values are read at scrape time: `read` calls `set(labels, total)` for each series. */
-export function counterFrom<L extends string>(name: string, help: string, labelNames: readonly L[], read: (set: (labels: Partial<Record<L, string>>, value: number) => void) => void): Counter<L> {
-  return new Counter<L>({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset();
-      read((labels, value) => this.inc(labels, value));
-    },
-  });
+export function counterFrom<L extends string>(name: string, help: string, labelNames: readonly L[], read: Reader<L>): Counter<L> {
+  return new Counter<L>({ name, help, labelNames, registers: [registry], collect: collector<L, Counter<L>>(read, (m, l, v) => m.inc(l, v)) });
 }
 
 /** A gauge read at scrape time, like counterFrom. */
-export function gaugeFrom<L extends string>(name: string, help: string, labelNames: readonly L[], read: (set: (labels: Partial<Record<L, string>>, value: number) => void) => void): Gauge<L> {
-  return new Gauge<L>({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset();
-      read((labels, value) => this.set(labels, value));
-    },
-  });
+export function gaugeFrom<L extends string>(name: string, help: string, labelNames: readonly L[], read: Reader<L>): Gauge<L> {
+  return new Gauge<L>({ name, help, labelNames, registers: [registry], collect: collector<L, Gauge<L>>(read, (m, l, v) => m.set(l, v)) });
+}
+
+function collector<L extends string, M extends { reset(): void }>(read: Reader<L>, put: (m: M, labels: Partial<Record<L, string>>, value: number) => void): (this: M) => void {
+  return function (this: M) {
+    this.reset();
+    read((labels, value) => put(this, labels, value));
+  };
 }
 
 /**

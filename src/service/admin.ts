@@ -12,10 +12,9 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Logger } from '../log/index.js';
 import { enableMetrics, registry } from '../observe/metrics.js';
-import { discard, HttpError, readJsonBody, sendJson } from './http-util.js';
+import { answerClientError, discard, HttpError, listenHttp, readJsonBody, sendJson } from './http-util.js';
 
 export { HttpError as AdminError };
 
@@ -106,28 +105,22 @@ export class AdminServer {
     if (!opts.token && !isLoopback(host)) {
       throw new HttpError(400, `the admin port may listen on ${host} only with a cluster token (--token or GAMEMESH_TOKEN): without one it cannot authenticate requests; use 127.0.0.1 or set a token`);
     }
-    let admin: AdminServer | undefined;
+    // The server exists before the AdminServer that serves it (which needs the bound port).
+    const ready: { admin?: AdminServer } = {};
     const server = createServer((req, res) => {
-      if (admin) void admin.handle(req, res);
+      if (ready.admin) void ready.admin.handle(req, res);
+      else res.destroy();
     });
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
     server.keepAliveTimeout = 5000;
     server.maxConnections = opts.maxConnections ?? 64;
-    server.on('clientError', (_err: Error, socket: Socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      else socket.destroy();
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    server.on('clientError', answerClientError);
+    await listenHttp(server, port, host);
     const addr = server.address();
     const bound = typeof addr === 'object' && addr ? addr : { address: host, port };
-    admin = new AdminServer(server, bound.address, bound.port, opts);
+    const admin = new AdminServer(server, bound.address, bound.port, opts);
+    ready.admin = admin;
     enableMetrics();
     admin.route('GET', '/metrics', async () => ({ text: await registry.metrics(), contentType: registry.contentType }));
     opts.logger.info({ admin: admin.url, auth: Boolean(opts.token) }, 'admin port listening');
