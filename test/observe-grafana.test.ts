@@ -13,7 +13,7 @@ import '../src/gateway/metrics.js';
 import '../src/hub/metrics.js';
 import '../src/login/metrics.js';
 import '../src/discovery/metrics.js';
-import { enableMetrics, registry } from '../src/observe/metrics.js';
+import { enableMetrics } from '../src/observe/metrics.js';
 import { ROOT } from './helpers/proc.js';
 
 interface Panel {
@@ -25,7 +25,7 @@ interface Panel {
 }
 
 test('the Grafana dashboard queries only metrics gamemesh exposes', async () => {
-  enableMetrics();
+  const registry = await enableMetrics();
   const families = new Map((await registry.getMetricsAsJSON()).map((m) => [m.name, String(m.type)]));
   const dash = JSON.parse(readFileSync(path.join(ROOT, 'docs', 'grafana', 'gamemesh-dashboard.json'), 'utf8')) as { panels: Panel[]; templating: { list: { name: string }[] }; uid: string };
   assert.ok(dash.uid);

@@ -61,11 +61,12 @@ test('one client request is one trace across agent, backend and the service it c
   const files = { store: path.join(dir, 'store.jsonl'), front: path.join(dir, 'front.jsonl'), agent: path.join(dir, 'agent.jsonl') };
   const common = ['--sdaddr', sd.addr, '--loglevel', 'warn'];
   const store = traced(t, 'store', files.store, [path.join(FIXTURES, 'trace-service.js'), '--role', 'store', ...common]);
-  await store.waitForStdout(/trace-service (\S+) ready\n/, 10_000);
+  await store.waitForStdout(/trace-service (\S+) ready\n/, 30_000);
   const front = traced(t, 'front', files.front, [path.join(FIXTURES, 'trace-service.js'), '--role', 'front', ...common]);
-  await front.waitForStdout(/trace-service (\S+) ready\n/, 10_000);
+  await front.waitForStdout(/trace-service (\S+) ready\n/, 30_000);
   const agent = traced(t, 'agent', files.agent, [BIN, 'agent', ...common, '--ws-port', '-1']);
-  const m = await agent.waitForStdout(/agent (\S+) listening tcp=(\S+):(\d+)/, 10_000);
+  // Generous: three processes load the SDK at once on a machine that may be busy.
+  const m = await agent.waitForStdout(/agent (\S+) listening tcp=(\S+):(\d+)/, 30_000);
 
   const client = await RawTcpClient.connect(m[2] as string, Number(m[3]));
   t.after(() => client.destroy());

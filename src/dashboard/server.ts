@@ -65,13 +65,15 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     pending = undefined;
     lastSent = Date.now();
     const state = `event: state\ndata: ${JSON.stringify(model.snapshot())}\n\n`;
-    const kv = changedKeys.size > 0 ? `event: kv\ndata: ${JSON.stringify([...changedKeys].slice(0, 1000))}\n\n` : '';
+    const kv = changedKeys.size > 0 ? `event: kv\ndata: ${JSON.stringify([...changedKeys])}\n\n` : '';
     changedKeys = new Set();
     for (const res of streams) res.write(state + kv);
   };
   model.onChange((_what, keys) => {
-    for (const k of keys ?? []) changedKeys.add(k);
-    if (pending || streams.size === 0) return;
+    if (streams.size === 0) return;
+    // Past 1000 keys the page is told about the first 1000; it refreshes the folders they are in.
+    for (const k of keys ?? []) if (changedKeys.size < 1000) changedKeys.add(k);
+    if (pending) return;
     pending = setTimeout(push, Math.max(0, EVENT_MIN_MS - (Date.now() - lastSent)));
   });
 

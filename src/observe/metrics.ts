@@ -1,35 +1,71 @@
 /**
- * The process's Prometheus metrics (prom-client): one registry, and the two
+ * The process's Prometheus metrics: one prom-client registry, and the two
  * shapes the hot paths use so that counting costs next to nothing.
  *
  * - Counters and gauges are plain integer fields kept by the code that
  *   counts (AgentStats, HubStats, ...). prom-client reads them in a
  *   `collect()` callback at scrape time: no prom-client call per message.
  * - Histograms on hot paths are `FastHistogram` series: a fixed bucket array
- *   and a sum, exposed through a prom-client Histogram whose `get()` reads
- *   them. Timing (performance.now()) is done only while metrics are on.
+ *   and a sum, read by prom-client at scrape time. Timing (performance.now())
+ *   is done only while metrics are on.
  *
- * Metrics are on once `enableMetrics()` runs (the admin server does it): then
- * prom-client's default process metrics start, and the latency histograms
- * take samples. Counters count either way; they are the stats the code keeps anyway.
+ * The layers declare their families here (`counterFrom`, `gaugeFrom`,
+ * `HistogramFamily`) without loading prom-client: a process without an admin
+ * port never loads it. `enableMetrics()` (the admin server calls it) loads
+ * it, registers every family declared so far and later, starts prom-client's
+ * default process metrics, and turns the latency timing on.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type MetricType } from 'prom-client';
-
-/** The one registry of this process; every gamemesh metric is in it. */
-export const registry = new Registry();
+import type { Registry } from 'prom-client';
 
 let enabled = false;
+let bridge: Promise<Bridge> | undefined;
+let loaded: Bridge | undefined;
 
 /** True once metrics are on: latency histograms take samples. */
 export function metricsOn(): boolean {
   return enabled;
 }
 
-/** Turns metrics on for this process (idempotent): default process metrics, hot-path timing. */
-export function enableMetrics(): void {
-  if (enabled) return;
-  enabled = true;
-  collectDefaultMetrics({ register: registry });
+/** Turns metrics on for this process (idempotent) and resolves with its registry. */
+export function enableMetrics(): Promise<Registry> {
+  bridge ??= import('./prom.js').then((m) => {
+    const b = m.createBridge();
+    for (const f of families) b.add(f);
+    loaded = b;
+    enabled = true;
+    return b;
+  });
+  return bridge.then((b) => b.registry);
+}
+
+/** What the prom-client side (prom.ts) does with the families declared here. */
+export interface Bridge {
+  readonly registry: Registry;
+  add(family: Family): void;
+}
+
+type Labels = Record<string, string>;
+
+/** One sample as prom-client's registry writes it. */
+export interface Sample {
+  value: number;
+  labels: Labels;
+  metricName?: string;
+}
+
+export type Reader<L extends string> = (set: (labels: Partial<Record<L, string>>, value: number) => void) => void;
+
+/** A metric family as declared by a layer, before (or without) prom-client. */
+export type Family =
+  | { readonly kind: 'counter' | 'gauge'; readonly name: string; readonly help: string; readonly labelNames: readonly string[]; readonly read: Reader<string> }
+  | { readonly kind: 'histogram'; readonly name: string; readonly help: string; readonly labelNames: readonly string[]; readonly bounds: readonly number[]; samples(): Sample[] };
+
+const families: Family[] = [];
+
+function declare(f: Family): void {
+  if (families.some((g) => g.name === f.name)) throw new TypeError(`metric ${f.name} is declared twice`);
+  families.push(f);
+  loaded?.add(f);
 }
 
 /** Latency buckets in seconds: 100 µs to 10 s, what game-server calls span. */
@@ -59,31 +95,20 @@ export class FastHistogram {
   }
 }
 
-type Labels = Record<string, string>;
-
-interface Sample {
-  value: number;
-  labels: Labels;
-  metricName?: string;
-}
-
 /**
  * A histogram family whose series are FastHistograms, one per label set,
  * made on first use. Reading it is prom-client's normal text or JSON output.
  */
-export class HistogramFamily<L extends string = string> extends Histogram<L> {
+export class HistogramFamily<L extends string = string> {
   private readonly series = new Map<string, { labels: Labels; h: FastHistogram }>();
-  private readonly bounds: readonly number[];
-  private readonly names: readonly L[];
-  private readonly familyName: string;
-  private readonly familyHelp: string;
 
-  constructor(name: string, help: string, labelNames: readonly L[] = [], buckets: readonly number[] = LATENCY_BUCKETS) {
-    super({ name, help, labelNames, buckets: [...buckets], registers: [registry] });
-    this.bounds = buckets;
-    this.names = labelNames;
-    this.familyName = name;
-    this.familyHelp = help;
+  constructor(
+    readonly name: string,
+    help: string,
+    private readonly labelNames: readonly L[] = [],
+    private readonly bounds: readonly number[] = LATENCY_BUCKETS,
+  ) {
+    declare({ kind: 'histogram', name, help, labelNames, bounds, samples: () => this.samples() });
   }
 
   /** The series for these label values, in labelNames order (cache it on the hot path). */
@@ -92,51 +117,38 @@ export class HistogramFamily<L extends string = string> extends Histogram<L> {
     let s = this.series.get(key);
     if (!s) {
       const labels: Labels = {};
-      this.names.forEach((n, i) => (labels[n] = values[i] ?? ''));
+      this.labelNames.forEach((n, i) => (labels[n] = values[i] ?? ''));
       s = { labels, h: new FastHistogram(this.bounds) };
       this.series.set(key, s);
     }
     return s.h;
   }
 
-  // prom-client's registry reads getForPromString() when present, else get().
-  getForPromString(): Promise<{ name: string; help: string; type: MetricType; values: Sample[]; aggregator: 'sum' }> {
+  /** Cumulative buckets, +Inf, _sum and _count of every series. */
+  samples(): Sample[] {
     const values: Sample[] = [];
     for (const { labels, h } of this.series.values()) {
       let acc = 0;
       this.bounds.forEach((le, i) => {
         acc += h.counts[i] as number;
-        values.push({ value: acc, labels: { ...labels, le: String(le) }, metricName: `${this.familyName}_bucket` });
+        values.push({ value: acc, labels: { ...labels, le: String(le) }, metricName: `${this.name}_bucket` });
       });
-      values.push({ value: h.count, labels: { ...labels, le: '+Inf' }, metricName: `${this.familyName}_bucket` });
-      values.push({ value: h.sum, labels, metricName: `${this.familyName}_sum` });
-      values.push({ value: h.count, labels, metricName: `${this.familyName}_count` });
+      values.push({ value: h.count, labels: { ...labels, le: '+Inf' }, metricName: `${this.name}_bucket` });
+      values.push({ value: h.sum, labels, metricName: `${this.name}_sum` });
+      values.push({ value: h.count, labels, metricName: `${this.name}_count` });
     }
-    return Promise.resolve({ name: this.familyName, help: this.familyHelp, type: 'histogram' as unknown as MetricType, values, aggregator: 'sum' });
-  }
-
-  override get(): ReturnType<Histogram<L>['get']> {
-    return this.getForPromString() as unknown as ReturnType<Histogram<L>['get']>;
+    return values;
   }
 }
 
-type Reader<L extends string> = (set: (labels: Partial<Record<L, string>>, value: number) => void) => void;
-
 /** A counter whose values are read at scrape time: `read` calls `set(labels, total)` for each series. */
-export function counterFrom<L extends string>(name: string, help: string, labelNames: readonly L[], read: Reader<L>): Counter<L> {
-  return new Counter<L>({ name, help, labelNames, registers: [registry], collect: collector<L, Counter<L>>(read, (m, l, v) => m.inc(l, v)) });
+export function counterFrom<L extends string>(name: string, help: string, labelNames: readonly L[], read: Reader<L>): void {
+  declare({ kind: 'counter', name, help, labelNames, read: read as Reader<string> });
 }
 
 /** A gauge read at scrape time, like counterFrom. */
-export function gaugeFrom<L extends string>(name: string, help: string, labelNames: readonly L[], read: Reader<L>): Gauge<L> {
-  return new Gauge<L>({ name, help, labelNames, registers: [registry], collect: collector<L, Gauge<L>>(read, (m, l, v) => m.set(l, v)) });
-}
-
-function collector<L extends string, M extends { reset(): void }>(read: Reader<L>, put: (m: M, labels: Partial<Record<L, string>>, value: number) => void): (this: M) => void {
-  return function (this: M) {
-    this.reset();
-    read((labels, value) => put(this, labels, value));
-  };
+export function gaugeFrom<L extends string>(name: string, help: string, labelNames: readonly L[], read: Reader<L>): void {
+  declare({ kind: 'gauge', name, help, labelNames, read: read as Reader<string> });
 }
 
 /**

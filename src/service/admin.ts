@@ -13,7 +13,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from '../log/index.js';
-import { enableMetrics, registry } from '../observe/metrics.js';
+import { enableMetrics } from '../observe/metrics.js';
 import { answerClientError, discard, HttpError, listenHttp, readJsonBody, sendJson } from './http-util.js';
 
 export { HttpError as AdminError };
@@ -121,7 +121,7 @@ export class AdminServer {
     const bound = typeof addr === 'object' && addr ? addr : { address: host, port };
     const admin = new AdminServer(server, bound.address, bound.port, opts);
     ready.admin = admin;
-    enableMetrics();
+    const registry = await enableMetrics();
     admin.route('GET', '/metrics', async () => ({ text: await registry.metrics(), contentType: registry.contentType }));
     opts.logger.info({ admin: admin.url, auth: Boolean(opts.token) }, 'admin port listening');
     return admin;
