@@ -16,7 +16,7 @@ export interface GameOptions {
  * Every answer is sent after the new state is committed.
  */
 export async function startGame(options: GameOptions): Promise<{ node: ServiceNode; stop(): Promise<void> }> {
-  const node = new ServiceNode({ name: 'game', type: 2, config: options.config });
+  const node = new ServiceNode({ name: 'game', config: options.config });
   const backend = new GatewayBackend(node);
   const store = new PlayerStore(options.db);
   const online = new Map<string, ClientRef>();

@@ -17,7 +17,7 @@ const MAX_TEXT = 200;
  * agent they are on; one instance or several, the code is the same.
  */
 export async function startSocial(options: SocialOptions): Promise<{ node: ServiceNode; stop(): Promise<void> }> {
-  const node = new ServiceNode({ name: 'social', type: 3, config: options.config });
+  const node = new ServiceNode({ name: 'social', config: options.config });
   const backend = new GatewayBackend(node);
   const hub = new Hub(node);
   const players = new Map<string, ClientRef>();

@@ -8,9 +8,9 @@ export interface PbKeyValue {
   mod_rev: number;
 }
 export interface Challenge { nonce: Uint8Array; protocol: number }
-export interface Hello { name: string; proof: Uint8Array; protocol: number }
+export interface Hello { name: string; proof: Uint8Array; protocol: number; instance?: string }
 export interface HelloAck { revision: number; server_id: string }
-export interface ErrorMsg { code: string; message: string }
+export interface ErrorMsg { code: string; message: string; retry_ms?: number }
 export interface GetReq { key: string }
 export interface GetResp { found: boolean; kv?: PbKeyValue | null; revision: number }
 export interface ListReq { prefix: string }

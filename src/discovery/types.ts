@@ -63,7 +63,7 @@ export interface WatchOptions<E> {
   maxBuffered?: number;
 }
 
-export type DiscoveryErrorCode = 'unavailable' | 'unauthorized' | 'bad_request' | 'timeout' | 'too_large' | 'closed' | 'internal';
+export type DiscoveryErrorCode = 'unavailable' | 'unauthorized' | 'bad_request' | 'timeout' | 'too_large' | 'closed' | 'internal' | 'conflict';
 
 export class DiscoveryError extends Error {
   override name = 'DiscoveryError';
@@ -72,6 +72,27 @@ export class DiscoveryError extends Error {
     message: string,
   ) {
     super(message);
+  }
+}
+
+/**
+ * A registration refused because another registration holds its service id
+ * or its logical address (code `conflict`). The message is the one line to
+ * show, e.g. `logical address 1.2.0 is held by hub#0@dev (127.0.0.1:38761)`.
+ */
+export class RegistrationConflict extends DiscoveryError {
+  override name = 'RegistrationConflict';
+  constructor(
+    message: string,
+    /**
+     * Set when the holder may be gone: its owner's connection dropped (the
+     * built-in server's grace period) or its etcd lease is not known to be
+     * kept alive. The claim expires within this many ms unless the holder
+     * comes back. Undefined: the holder is live.
+     */
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super('conflict', message);
   }
 }
 
