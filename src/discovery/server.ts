@@ -75,6 +75,7 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
   private readonly opts: typeof DEFAULTS & DiscoveryServerOptions;
   private readonly log: Logger;
   private listener: TcpListener | undefined;
+  private listenerClosed: Promise<void> | undefined;
   private persistence: Persistence | undefined;
   private readonly clients = new Set<Client>();
   private readonly registry: ServerRegistry;
@@ -146,7 +147,7 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
       if (this.persistence) await this.persistence.close();
       // Whatever the journal could not make durable is never sent: close() released the rest.
       this.outbox.drop();
-      await this.listener?.close();
+      await this.closeListener();
       this.log.info('discovery stopped');
     })();
     return this.stopping;
@@ -317,7 +318,13 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
       client.session.send(M.Error.id, 0, M.Error.encode({ code: 'unavailable', message }));
       client.session.close(message);
     }
+    void this.closeListener();
     this.emit('fatal', err);
+  }
+
+  private closeListener(): Promise<void> {
+    this.listenerClosed ??= this.listener?.close() ?? Promise.resolve();
+    return this.listenerClosed;
   }
 
   private checkWritable(): void {
