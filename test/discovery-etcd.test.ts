@@ -13,7 +13,8 @@ import { Etcd3 } from 'etcd3';
 import { asString, connectDiscovery, DiscoveryError, EtcdDiscovery, parseEtcdAddr, type EtcdDiscoveryOptions, type KvEvent, type ServiceDesc, type ServiceEvent } from '../src/discovery/index.js';
 import { EtcdCluster, etcdMissing } from './helpers/etcd.js';
 import { BIN, freePort, runCli, spawnNode, tempDir, waitFor } from './helpers/proc.js';
-import { discoveryBehaviour } from './suites/discovery-behaviour.js';
+import { discoveryBehaviour, type Backend } from './suites/discovery-behaviour.js';
+import { registryClaims } from './suites/registry-claims.js';
 
 /** Lease TTL for the tests: etcd's minimum is about 2 s. */
 const TTL = 2;
@@ -61,13 +62,15 @@ if (missing) {
     return d;
   }
 
-  discoveryBehaviour({
+  const backend: Backend = {
     name: 'etcd',
     graceMs: TTL * 1000,
     connect: (name) => connect(name),
     restart: () => etcd.restart(0),
     prefix: () => `t${++n}/`,
-  });
+  };
+  discoveryBehaviour(backend);
+  registryClaims(backend);
 
   describe('etcd backend', () => {
     test('keys live under the prefix in etcd, and come back without it', async (t) => {
