@@ -114,7 +114,8 @@ export async function registerWhenFree(d: Discovery, desc: ServiceDesc, log: Log
       const renewed = (firstEnd !== undefined && now > firstEnd + RENEWED_MARGIN_MS) || (lastEnd !== undefined && end > lastEnd + RENEWED_MARGIN_MS);
       if (renewed) throw new RegistrationConflict(err.message, undefined);
       if (end > deadline) throw err;
-      if (firstEnd === undefined) log.warn({ held: err.message, expiresInMs: err.retryAfterMs }, 'held by a registration whose owner is gone (a crash?); waiting for it to expire');
+      // Info, not warn: on etcd a live holder looks the same until its lease outlives its TTL.
+      if (firstEnd === undefined) log.info({ held: err.message, expiresInMs: err.retryAfterMs }, 'held by a registration that may be stale (its owner crashed?); waiting for it to expire');
       firstEnd = Math.min(firstEnd ?? end, end);
       lastEnd = end;
       const wait = Math.min(POLL_MS, err.retryAfterMs + 10);
