@@ -20,6 +20,7 @@ const POLL_MS = 500;
 export class Directory {
   private states: Watch | undefined;
   private all: Promise<ServiceWatch> | undefined;
+  private unlisten: (() => void) | undefined;
 
   constructor(
     private readonly disco: Discovery,
@@ -86,7 +87,18 @@ export class Directory {
     return this.all;
   }
 
+  /** Calls `fn` when the backend reports that this id's registration was taken by another process (until close). */
+  onConflict(id: string, fn: (err: RegistrationConflict) => void): void {
+    const events = this.disco as Partial<Pick<EventEmitter<{ conflict: [RegistrationConflict, ServiceDesc] }>, 'on' | 'off'>>;
+    const listener = (err: RegistrationConflict, desc: ServiceDesc) => {
+      if (desc.id === id) fn(err);
+    };
+    events.on?.('conflict', listener);
+    this.unlisten = () => events.off?.('conflict', listener);
+  }
+
   close(): void {
+    this.unlisten?.();
     this.states?.stop();
     void this.all?.then((w) => w.stop(), () => {});
   }
@@ -122,14 +134,6 @@ export async function registerWhenFree(d: Discovery, desc: ServiceDesc, log: Log
       await new Promise((r) => setTimeout(r, wait));
     }
   }
-}
-
-/** Calls `fn` when the backend reports that this id's registration was taken by another process. */
-export function onOwnConflict(d: Discovery, id: string, fn: (err: RegistrationConflict) => void): void {
-  const events = d as Partial<Pick<EventEmitter<{ conflict: [RegistrationConflict, ServiceDesc] }>, 'on'>>;
-  events.on?.('conflict', (err, desc) => {
-    if (desc.id === id) fn(err);
-  });
 }
 
 function tryParse(text: string): number | undefined {

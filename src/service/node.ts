@@ -7,7 +7,7 @@ import { createLogger, type Logger } from '../log/index.js';
 import { definedOnly } from '../net/options.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
 import type { MessageType } from '../wire/registry.js';
-import { Directory, onOwnConflict, registerWhenFree } from './directory.js';
+import { Directory, registerWhenFree } from './directory.js';
 import { RpcError, ServiceError } from './errors.js';
 import { formatAddr, packAddr, parseAddr, serviceId } from './identity.js';
 import { acceptLink, type Link, type LinkIdentity } from './link.js';
@@ -35,11 +35,7 @@ export interface NodeConfig {
 export interface ServiceNodeOptions {
   /** Service name, e.g. "game". */
   name: string;
-  /**
-   * A fixed type number for the logical address (0..254), used when
-   * config.svctype is not given; without either, the number comes from the
-   * cluster's table config/types (assigned on first use).
-   */
+  /** A fixed type number (0..254) when config.svctype is not given; without either, it comes from config/types. */
   type?: number;
   config?: Partial<NodeConfig>;
   /** Use this discovery instead of connecting to config.sdaddr (it is not closed on stop). */
@@ -77,11 +73,7 @@ export interface ServiceNodeEvents {
   peerGone: [peer: PeerInfo];
   ready: [];
   stopping: [];
-  /**
-   * Another live process took this node's id or address (after this one
-   * lost its discovery session for longer than the grace period or lease).
-   * Without a listener the node stops and the process exits with code 1.
-   */
+  /** Another process took this node's id or address while it was cut off; without a listener: stop, exit 1. */
   conflict: [err: RegistrationConflict];
 }
 
@@ -227,7 +219,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       );
     });
     for (const dep of this.dependencies) await this.watchDependency(dep);
-    onOwnConflict(this.disco, this.id, (err) => this.onConflict(err));
+    this.directory.onConflict(this.id, (err) => this.onConflict(err));
     await registerWhenFree(this.disco, this.descriptor(), this.log, this.opts.claimWaitMs ?? 30_000);
   }
 
