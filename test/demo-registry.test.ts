@@ -15,9 +15,9 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { DiscoveryClient } from '../src/discovery/client.js';
 import { DiscoveryError, type ServiceDesc } from '../src/discovery/types.js';
-import { startCluster, type Cluster } from '../src/up/supervisor.js';
+import { startDemo } from './helpers/demo.js';
 import { cleanupStack } from './helpers/mesh.js';
-import { BIN, freePort, ROOT, waitFor } from './helpers/proc.js';
+import { BIN, waitFor } from './helpers/proc.js';
 
 interface Run {
   code: number | null;
@@ -45,29 +45,16 @@ test('the demo cluster: distinct addresses, a generated token, private files, cl
   const top = fs.mkdtempSync(path.join(os.tmpdir(), `gamemesh-demo-registry-${process.pid}-`));
   defer(() => fs.rmSync(top, { recursive: true, force: true }));
   const data = path.join(top, 'data');
-  const [sdPort, httpPort] = [await freePort(), await freePort()];
-  const sdaddr = `127.0.0.1:${sdPort}`;
   const env = { ...process.env };
   delete env['GAMEMESH_TOKEN'];
-  let output = '';
-  const cluster: Cluster = startCluster(path.join(ROOT, 'demo', 'cluster.json'), {
-    cwd: ROOT,
-    vars: { sdaddr, http: `127.0.0.1:${httpPort}`, data },
-    env,
-    color: false,
-    write: (s) => (output += s),
-    restartDelayMs: 200,
-    stopTimeoutMs: 5000,
-  });
-  defer(() => cluster.stop());
-  await cluster.ready.catch((err: Error) => assert.fail(`${err.message}\n${output.slice(-3000)}`));
+  const { cluster, sdaddr, httpPort, output } = await startDemo(defer, data, env);
 
   // The token: generated, private, announced, and the only way in.
   const tokenFile = path.join(data, 'demo', 'cluster.token');
   const token = fs.readFileSync(tokenFile, 'utf8').trim();
   assert.match(token, /^[A-Za-z0-9_-]{43}$/, '32 random bytes');
   assert.equal(mode(tokenFile), '600');
-  assert.match(output, new RegExp(`cluster token: ${tokenFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(new\\)`));
+  assert.match(output(), new RegExp(`cluster token: ${tokenFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(new\\)`));
   for (const wrong of ['demo-cluster-secret-change-me', undefined]) {
     await assert.rejects(DiscoveryClient.connect({ addr: sdaddr, token: wrong, connectTimeoutMs: 3000 }), (e: unknown) => e instanceof DiscoveryError && e.code === 'unauthorized', `token ${String(wrong)}`);
   }
