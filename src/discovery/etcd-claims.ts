@@ -42,10 +42,13 @@ export async function registerClaimed(h: ClaimsHost, desc: ServiceDesc, leaseId:
       }
       throw conflict(c, holder, kv.lease === leaseId ? undefined : await retryAfter(h, kv.lease));
     }
-    const ops: IRequestOp[] = [
-      { request_put: { key: h.fullKey(regKey), value: encodeServiceDesc(desc), lease: leaseId } },
-      ...claims.map((c) => ({ request_put: { key: h.fullKey(c.key), value: encodeClaim(desc, leaseId), lease: leaseId } })),
-    ];
+    // Keys that already hold this value under this lease are left as they are (an agent's meta update rewrites only its registration).
+    const ops: IRequestOp[] = [];
+    const put = (key: string, kv: IKeyValue | undefined, value: Buffer) => {
+      if (!kv || kv.lease !== leaseId || !value.equals(kv.value)) ops.push({ request_put: { key: h.fullKey(key), value, lease: leaseId } });
+    };
+    put(regKey, reg, encodeServiceDesc(desc));
+    for (const [i, c] of claims.entries()) put(c.key, held[i], encodeClaim(desc, leaseId));
     // The address changed: release the old claim, if it is still ours.
     const previous = reg && decodeServiceDesc(reg.value);
     const stale = previous ? claimKeys(previous).filter((old) => !claims.some((c) => c.key === old.key)) : [];
@@ -54,6 +57,7 @@ export async function registerClaimed(h: ClaimsHost, desc: ServiceDesc, leaseId:
       pinned.set(c.key, kv);
       if (kv && kv.lease === leaseId && decodeClaim(kv.value)?.id === desc.id) ops.push({ request_delete_range: { key: h.fullKey(c.key) } });
     }
+    if (ops.length === 0) return;
     const res = await h.txn({ compare: pins(h, pinned), success: ops, failure: [] });
     if (res.succeeded) return;
   }
