@@ -91,6 +91,7 @@ function suite(backend: Backend): void {
       t.after(() => sw.stop());
       const cleared = await runCli(['sd', '--addr', sdaddr, 'clearsvc']);
       assert.equal(cleared.code, 0, cleared.stderr);
+      assert.equal(cleared.stdout, 'deleted 1 service(s); live ones register again by themselves\n');
       const after = Date.now();
       await waitFor(async () => (await hubs(d)).length === 1, 1000, 'the hub registered again within 1 s', 10);
       t.diagnostic(`${backend.name}: re-registered within ${Date.now() - after} ms of clearsvc returning`);

@@ -76,9 +76,13 @@ async function runVerb(client: DiscoveryConnection, verb: string, args: string[]
       if (services.length === 0) process.stderr.write('no services registered\n');
       return 0;
     }
-    case 'clearsvc':
-      out(`deleted ${await client.deletePrefix(SERVICE_PREFIX)} service(s)`);
+    case 'clearsvc': {
+      // The count is of registrations; their claims go with them. Live services register again at once.
+      const registered = (await client.listServices()).length;
+      await client.deletePrefix(SERVICE_PREFIX);
+      out(`deleted ${registered} service(s); live ones register again by themselves`);
       return 0;
+    }
     case 'viewkey': {
       for (const kv of await client.list(a)) out(`${kv.key} = ${preview(kv)}`);
       return 0;
