@@ -2,8 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { dialTcp, type TcpSession } from '../net/tcp.js';
 import { asBytes, type MessageType } from '../wire/registry.js';
-import { DISCOVERY_PROTOCOL, EVENT_DELETE, M, type PbKeyValue, type WatchEvent } from './messages.js';
-import { RegistrationGuard } from './registration-guard.js';
+import { DISCOVERY_PROTOCOL, EVENT_DELETE, M, REGISTRY_NOTICE, type PbKeyValue, type WatchEvent } from './messages.js';
 import { validateServiceDesc } from './service-desc.js';
 import { listServicesOn, watchServicesOn } from './service-watch.js';
 import {
@@ -96,7 +95,6 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
   private readonly services = new Map<string, ServiceDesc>();
   /** Sent in every Hello: the server recognizes this client's registrations across reconnects by it. */
   private readonly instance = randomBytes(8).toString('hex');
-  private readonly guard: RegistrationGuard;
   private reconnectTimer: NodeJS.Timeout | undefined;
   /** One sweep for all request deadlines: a timer per request costs more than the request. */
   private readonly sweepTimer: NodeJS.Timeout;
@@ -126,12 +124,6 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
     this.on('error', () => {});
     this.sweepTimer = setInterval(() => this.sweep(), Math.max(10, Math.min(250, this.opts.requestTimeoutMs / 4)));
     this.sweepTimer.unref();
-    this.guard = new RegistrationGuard({
-      watch: (prefix, opts) => this.watch(prefix, opts),
-      registered: (key) => this.services.get(key),
-      register: (desc) => this.register(desc),
-      onError: (err, desc) => this.onRegisterError(err, desc),
-    });
   }
 
   /** Connects, authenticates, and resolves once the client is usable. */
@@ -420,6 +412,7 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
   }
 
   private onWatchEvent(ev: WatchEvent): void {
+    if (ev.watch_id === REGISTRY_NOTICE) return this.onRegistrationDeleted(ev);
     const state = this.watches.get(ev.watch_id);
     if (!state) return;
     for (const e of ev.events) {
@@ -450,21 +443,25 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
       if (err instanceof RegistrationConflict && this.services.get(key) === valid) this.services.delete(key);
       throw err;
     }
-    this.guard.follow(key);
   }
 
   async deregister(name: string, id: string): Promise<void> {
-    const key = serviceKey(name, id);
-    this.services.delete(key);
-    this.guard.unfollow(key);
+    this.services.delete(serviceKey(name, id));
     await this.request(M.DeregisterReq, { name, id }, M.OkResp);
+  }
+
+  /** The server's notice that someone else deleted a registration of ours (`gamemesh sd clearsvc`): put it back. */
+  private onRegistrationDeleted(ev: WatchEvent): void {
+    for (const e of ev.events) {
+      const desc = e.type === EVENT_DELETE ? this.services.get(e.kv.key) : undefined;
+      if (desc) this.register(desc).catch((err: Error) => this.onRegisterError(err, desc));
+    }
   }
 
   private onRegisterError(err: Error, desc: ServiceDesc): void {
     if (err instanceof RegistrationConflict) {
       const key = serviceKey(desc.name, desc.id);
       if (this.services.get(key) === desc) this.services.delete(key);
-      this.guard.unfollow(key);
       this.emit('conflict', err, desc);
     } else {
       this.emit('error', err);
@@ -485,7 +482,6 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
     this.ready = false;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     clearInterval(this.sweepTimer);
-    this.guard.close();
     for (const w of [...this.watches.values()]) w.stop();
     const err = new DiscoveryError('closed', 'discovery client is closed');
     for (const p of this.pending.values()) p.reject(err);

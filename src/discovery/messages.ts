@@ -38,6 +38,9 @@ export interface Mutation { key: string; value?: Uint8Array; delete?: boolean; c
 export interface JournalEntry { revision: number; mutations: Mutation[] }
 export interface SnapshotHeader { revision: number; count: number }
 
+/** The watch id of the server's notices about a client's own registrations (real watches start at 1). */
+export const REGISTRY_NOTICE = 0;
+
 /** Protocol version carried in Challenge and Hello. */
 export const DISCOVERY_PROTOCOL = 1;
 

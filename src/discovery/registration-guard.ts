@@ -9,11 +9,12 @@ export interface GuardHost {
 }
 
 /**
- * Puts a client's registrations back when someone else deletes them (an
- * operator's `gamemesh sd clearsvc`, a stray `deletevalue`): one watch per
- * registration key, on both backends, and a new registration as soon as the
- * delete is seen. Without it a live service would stay unregistered until
- * its next reconnect.
+ * Puts an etcd client's registrations back when someone else deletes them
+ * (an operator's `gamemesh sd clearsvc`, a stray `deletevalue`): one watch
+ * per registration key, and a new registration as soon as the delete is
+ * seen. Without it a live service would stay unregistered until its lease
+ * is lost. (The built-in server tells a registration's owner itself: the
+ * registry notice, docs/protocol.md.)
  */
 export class RegistrationGuard {
   private readonly watches = new Map<string, Promise<Watch | undefined>>();

@@ -79,6 +79,19 @@ export class ServerRegistry {
     this.host.commit(this.removal(key));
   }
 
+  /**
+   * A registration key was deleted by a request other than its owner's own
+   * deregistration (e.g. `gamemesh sd clearsvc`): the owner, if live, loses
+   * it and is returned, to be told so that it registers again.
+   */
+  deletedByOther(key: string): RegistryOwner | undefined {
+    const owner = this.owners.get(key);
+    if (!owner) return undefined;
+    this.owners.delete(key);
+    owner.services.delete(key);
+    return owner;
+  }
+
   /** The owner's connection closed: its registrations stay for the grace period, unless it registers them again. */
   ownerGone(owner: RegistryOwner): void {
     for (const key of owner.services) {

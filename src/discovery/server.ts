@@ -4,14 +4,15 @@ import { createLogger, type Logger } from '../log/index.js';
 import { definedOnly } from '../net/options.js';
 import { listenTcp, type TcpListener, type TcpSession } from '../net/tcp.js';
 import { asBytes, type MessageType } from '../wire/registry.js';
-import { DISCOVERY_PROTOCOL, EVENT_DELETE, EVENT_PUT, M, type PbKeyValue, type PbEvent, type TxnReq } from './messages.js';
+import { DISCOVERY_PROTOCOL, EVENT_DELETE, EVENT_PUT, M, REGISTRY_NOTICE, type PbKeyValue, type PbEvent, type TxnReq } from './messages.js';
 import { DurableOutbox } from './outbox.js';
 import { Persistence } from './persist.js';
 import { RequestError } from './request-error.js';
 import { isSecretKey, NO_TOKEN_SECRET_MESSAGE } from './secrets.js';
 import { ServerRegistry } from './server-registry.js';
 import { KvStore, type Change, type Mutation } from './store.js';
-import { RegistrationConflict, type KeyValue } from './types.js';
+import { isClaimKey } from './claims.js';
+import { RegistrationConflict, SERVICE_PREFIX, type KeyValue } from './types.js';
 import { validateServiceDesc } from './service-desc.js';
 
 export interface DiscoveryServerOptions {
@@ -347,6 +348,12 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
   }
 
   private notify(changes: Change[]): void {
+    for (const c of changes) {
+      if (c.type !== 'delete' || !c.key.startsWith(SERVICE_PREFIX) || isClaimKey(c.key)) continue;
+      // Watch id 0 is the registry notice: "your registration was deleted"; the owner registers it again.
+      const owner = this.registry.deletedByOther(c.key) as Client | undefined;
+      if (owner) this.reply(owner, M.WatchEvent, 0, { watch_id: REGISTRY_NOTICE, events: [{ type: EVENT_DELETE, kv: { key: c.key, value: new Uint8Array(0), create_rev: 0, mod_rev: c.revision } }] });
+    }
     for (const client of this.clients) {
       for (const [watchId, prefix] of client.watches) {
         let events: PbEvent[] | undefined;
