@@ -1,7 +1,8 @@
 import { connectDiscovery, type ConnectDiscoveryOptions, type DiscoveryConnection } from '../discovery/connect.js';
+import { clearServices } from '../discovery/claims.js';
 import { NODE_STATE_PREFIX, nodeStateId, updateNodeState } from '../discovery/node-state.js';
 import { asString } from '../discovery/values.js';
-import { DiscoveryError, SERVICE_PREFIX, type KeyValue } from '../discovery/types.js';
+import { DiscoveryError, type KeyValue } from '../discovery/types.js';
 import { intOption, parse, UsageError } from './args.js';
 import { findTokenFiles, readTokenFile, tokenHint } from './sd-token.js';
 
@@ -79,7 +80,7 @@ async function runVerb(client: DiscoveryConnection, verb: string, args: string[]
     case 'clearsvc': {
       // The count is of registrations; their claims go with them. Live services register again at once.
       const registered = (await client.listServices()).length;
-      await client.deletePrefix(SERVICE_PREFIX);
+      await clearServices(client);
       out(`deleted ${registered} service(s); live ones register again by themselves`);
       return 0;
     }

@@ -3,13 +3,12 @@
  * per logical address, written in the same commit (etcd: the same
  * transaction, under the same lease) as the registration itself, and
  * deleted with it. A registration whose id or address is claimed by another
- * owner is refused. Claims live under the registry prefix, so `clearsvc`
- * removes them with the registrations and `clearvalue` keeps them, and `~`
- * (never part of a service name) keeps them apart from registrations.
+ * owner is refused. Claims live under their own prefix, so that registry
+ * watchers never see them; `clearsvc` deletes them with the registrations
+ * (clearServices), and `clearvalue` keeps both.
  */
-import { RegistrationConflict, SERVICE_PREFIX, type ServiceDesc } from './types.js';
+import { CLAIM_PREFIX, RegistrationConflict, SERVICE_PREFIX, type Discovery, type ServiceDesc } from './types.js';
 
-export const CLAIM_PREFIX = `${SERVICE_PREFIX}~`;
 const ID_PREFIX = `${CLAIM_PREFIX}id/`;
 const ADDR_PREFIX = `${CLAIM_PREFIX}addr/`;
 
@@ -32,8 +31,12 @@ export interface ClaimKey {
   readonly value: string;
 }
 
-export function isClaimKey(key: string): boolean {
-  return key.startsWith(CLAIM_PREFIX);
+/** `gamemesh sd clearsvc`: every registration and every claim, in one transaction. Live services register again by themselves. */
+export async function clearServices(d: Discovery): Promise<void> {
+  await d.txn([], [
+    { type: 'delete', key: SERVICE_PREFIX, prefix: true },
+    { type: 'delete', key: CLAIM_PREFIX, prefix: true },
+  ]);
 }
 
 /** The claims a registration needs: its id, and its logical address when meta.addr has one. */

@@ -6,6 +6,7 @@ import { DISCOVERY_PROTOCOL, EVENT_DELETE, M, REGISTRY_NOTICE, type PbKeyValue, 
 import { validateServiceDesc } from './service-desc.js';
 import { listServicesOn, watchServicesOn } from './service-watch.js';
 import {
+  CLAIM_PREFIX,
   DiscoveryError,
   RegistrationConflict,
   SERVICE_PREFIX,
@@ -369,7 +370,7 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
   }
 
   async clear(): Promise<number> {
-    const keys = (await this.list('')).map((kv) => kv.key).filter((k) => !k.startsWith(SERVICE_PREFIX));
+    const keys = (await this.list('')).map((kv) => kv.key).filter((k) => !k.startsWith(SERVICE_PREFIX) && !k.startsWith(CLAIM_PREFIX));
     if (keys.length === 0) return 0;
     const res = await this.txn([], keys.map((key) => ({ type: 'delete', key })));
     return res.succeeded ? keys.length : 0;

@@ -8,6 +8,7 @@ import { RegistrationGuard } from './registration-guard.js';
 import { validateServiceDesc } from './service-desc.js';
 import { listServicesOn, watchServicesOn } from './service-watch.js';
 import {
+  CLAIM_PREFIX,
   DiscoveryError,
   RegistrationConflict,
   SERVICE_PREFIX,
@@ -273,20 +274,18 @@ export class EtcdDiscovery extends EventEmitter<DiscoveryClientEvents> implement
     return Number(res.deleted);
   }
 
-  /** Two range deletes in one transaction: below `_svc/` and above it. */
+  /** Range deletes in one transaction around the registry's two prefixes (`_claim/` sorts before `_svc/`). */
   async clear(): Promise<number> {
     const all = prefixRange(this.prefix);
+    const claims = prefixRange(this.fullKey(CLAIM_PREFIX));
     const svc = prefixRange(this.fullKey(SERVICE_PREFIX));
-    const res = await this.call((o) =>
-      this.etcd.kv.txn(
-        {
-          compare: [],
-          success: [{ request_delete_range: { key: all.key, range_end: svc.key } }, { request_delete_range: { key: svc.range_end, range_end: all.range_end } }],
-          failure: [],
-        },
-        o,
-      ),
-    );
+    const gaps: Array<[Buffer, Buffer]> = [
+      [all.key, claims.key],
+      [claims.range_end, svc.key],
+      [svc.range_end, all.range_end],
+    ];
+    const success = gaps.map(([key, range_end]) => ({ request_delete_range: { key, range_end } }));
+    const res = await this.call((o) => this.etcd.kv.txn({ compare: [], success, failure: [] }, o));
     return res.responses.reduce((n, r) => n + Number(r.response_delete_range?.deleted ?? 0), 0);
   }
 

@@ -1,5 +1,5 @@
 import type { Logger } from '../log/index.js';
-import { claimKeys, conflict, decodeClaim, encodeClaim, isClaimKey, type Claim } from './claims.js';
+import { claimKeys, conflict, decodeClaim, encodeClaim, type Claim } from './claims.js';
 import { RequestError } from './request-error.js';
 import { decodeServiceDesc, encodeServiceDesc } from './service-desc.js';
 import type { KvStore, Mutation } from './store.js';
@@ -61,7 +61,8 @@ export class ServerRegistry {
       // An identical re-registration (after a reconnect) is not a change.
       if (!current || !Buffer.from(current.value).equals(value)) mutations.push({ key: k, value });
     };
-    const previous = decodeServiceDesc(store.get(key)?.value ?? new Uint8Array());
+    const stored = store.get(key);
+    const previous = stored && decodeServiceDesc(stored.value);
     put(key, encodeServiceDesc(desc));
     for (const c of claims) put(c.key, encodeClaim(desc, owner.instance));
     // The address changed: release the old one.
@@ -104,7 +105,7 @@ export class ServerRegistry {
 
   /** After a start: registrations that outlived their owners' connections get the same grace as a dropped client. */
   recover(): void {
-    for (const key of this.host.store.keys(SERVICE_PREFIX)) if (!isClaimKey(key)) this.startGrace(key);
+    for (const key of this.host.store.keys(SERVICE_PREFIX)) this.startGrace(key);
   }
 
   /** On shutdown registrations stay in the store: the next start grants them a new grace. */
@@ -140,7 +141,8 @@ export class ServerRegistry {
   }
 
   private removal(key: string): Mutation[] {
-    const desc = decodeServiceDesc(this.host.store.get(key)?.value ?? new Uint8Array());
+    const stored = this.host.store.get(key);
+    const desc = stored && decodeServiceDesc(stored.value);
     const claims = desc ? this.ownClaims(desc) : [];
     return [key, ...claims].map((k) => ({ key: k, delete: true }));
   }

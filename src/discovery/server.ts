@@ -11,7 +11,6 @@ import { RequestError } from './request-error.js';
 import { isSecretKey, NO_TOKEN_SECRET_MESSAGE } from './secrets.js';
 import { ServerRegistry } from './server-registry.js';
 import { KvStore, type Change, type Mutation } from './store.js';
-import { isClaimKey } from './claims.js';
 import { RegistrationConflict, SERVICE_PREFIX, type KeyValue } from './types.js';
 import { validateServiceDesc } from './service-desc.js';
 
@@ -349,7 +348,7 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
 
   private notify(changes: Change[]): void {
     for (const c of changes) {
-      if (c.type !== 'delete' || !c.key.startsWith(SERVICE_PREFIX) || isClaimKey(c.key)) continue;
+      if (c.type !== 'delete' || !c.key.startsWith(SERVICE_PREFIX)) continue;
       // Watch id 0 is the registry notice: "your registration was deleted"; the owner registers it again.
       const owner = this.registry.deletedByOther(c.key) as Client | undefined;
       if (owner) this.reply(owner, M.WatchEvent, 0, { watch_id: REGISTRY_NOTICE, events: [{ type: EVENT_DELETE, kv: { key: c.key, value: new Uint8Array(0), create_rev: 0, mod_rev: c.revision } }] });

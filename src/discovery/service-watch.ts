@@ -1,11 +1,9 @@
-import { isClaimKey } from './claims.js';
 import { EventQueue } from './event-queue.js';
 import { decodeServiceDesc } from './service-desc.js';
 import { SERVICE_PREFIX, type Discovery, type KvEvent, type ServiceDesc, type ServiceEvent, type ServiceWatch, type Watch, type WatchOptions } from './types.js';
 
 /** Registry events over a KV watch: put without prev = add, put with prev = update, delete = remove. */
 export function toServiceEvent(ev: KvEvent): ServiceEvent | undefined {
-  if (isClaimKey(ev.type === 'put' ? ev.kv.key : ev.key)) return undefined;
   if (ev.type === 'put') {
     const desc = decodeServiceDesc(ev.kv.value);
     if (!desc) return undefined;
@@ -37,7 +35,6 @@ export class ServiceWatchView implements ServiceWatch {
   attach(kv: Watch): this {
     this.kv = kv;
     for (const entry of kv.list()) {
-      if (isClaimKey(entry.key)) continue;
       const d = decodeServiceDesc(entry.value);
       if (d) this.byId.set(d.id, d);
     }
@@ -77,8 +74,5 @@ export async function watchServicesOn(d: Pick<Discovery, 'watch'>, name: string 
 /** `Discovery.listServices` for any backend, on top of its KV list. */
 export async function listServicesOn(d: Pick<Discovery, 'list'>, name: string | undefined): Promise<ServiceDesc[]> {
   const kvs = await d.list(registryPrefix(name));
-  return kvs
-    .filter((kv) => !isClaimKey(kv.key))
-    .map((kv) => decodeServiceDesc(kv.value))
-    .filter((desc): desc is ServiceDesc => desc !== undefined);
+  return kvs.map((kv) => decodeServiceDesc(kv.value)).filter((desc): desc is ServiceDesc => desc !== undefined);
 }

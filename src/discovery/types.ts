@@ -99,6 +99,9 @@ export class RegistrationConflict extends DiscoveryError {
 /** Key prefix under which the registry keeps one key per service instance. */
 export const SERVICE_PREFIX = '_svc/';
 
+/** Key prefix of the claims on service ids and logical addresses (claims.ts). */
+export const CLAIM_PREFIX = '_claim/';
+
 export function serviceKey(name: string, id: string): string {
   return `${SERVICE_PREFIX}${name}/${id}`;
 }
@@ -116,7 +119,7 @@ export interface Discovery {
   /** Returns how many keys were deleted. */
   delete(key: string): Promise<number>;
   deletePrefix(prefix: string): Promise<number>;
-  /** Deletes every key outside the service registry. */
+  /** Deletes every key outside the service registry (registrations and their claims). */
   clear(): Promise<number>;
   txn(compares: readonly Compare[], ops: readonly TxnOp[]): Promise<TxnResult>;
   /** Resolves once the prefix's snapshot is in the local cache. */

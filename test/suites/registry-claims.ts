@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import { waitFor } from '../helpers/proc.js';
-import { RegistrationConflict, SERVICE_PREFIX, type Discovery, type ServiceDesc } from '../../src/discovery/index.js';
+import { clearServices } from '../../src/discovery/claims.js';
+import { RegistrationConflict, type Discovery, type ServiceDesc } from '../../src/discovery/index.js';
 import { pino } from 'pino';
 import { registerWhenFree } from '../../src/service/directory.js';
 import type { Backend } from './discovery-behaviour.js';
@@ -121,7 +122,7 @@ export function registryClaims(backend: Backend): void {
       await a.register(desc(name, cluster, 1, 4001));
       const sw = await ops.watchServices(name);
       t.after(() => sw.stop());
-      await ops.deletePrefix(SERVICE_PREFIX);
+      await clearServices(ops);
       const cleared = Date.now();
       await waitFor(() => sw.list().length === 2, 1000, 'both registrations back within 1 s', 5);
       t.diagnostic(`${backend.name}: registered again ${Date.now() - cleared} ms after clearsvc`);
