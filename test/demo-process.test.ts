@@ -117,6 +117,8 @@ test('the demo cluster: bots, forged tokens, the terminal client, and kill -9 of
       'alg none': `${b64({ alg: 'none', typ: 'JWT' })}.${b64(body)}.`,
       HS512: await new SignJWT({ name: 'victim' }).setProtectedHeader({ alg: 'HS512', typ: 'JWT' }).setSubject('victim').setIssuer('gamemesh').setAudience('gamemesh').setIssuedAt(now).setExpirationTime(now + 600).sign(KEY),
       'payload swapped under a genuine signature': `${gh}.${b64({ ...body, sub: 'admin', name: 'admin' })}.${gs}`,
+      // The right key and algorithm, but a lifetime no login issues (the maximum is 30 days).
+      'exp in 2100': await new SignJWT({ name: 'victim' }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject('victim').setIssuer('gamemesh').setAudience('gamemesh').setIssuedAt(now).setExpirationTime(Math.floor(Date.UTC(2100, 0, 1) / 1000)).sign(KEY),
       garbage: 'not.a.jwt',
     };
     for (const [what, token] of Object.entries(forged)) {

@@ -15,7 +15,7 @@ import type { ClientInfo } from '../src/gateway/backend.js';
 import { SESSION_UID } from '../src/gateway/identity.js';
 import { RpcError } from '../src/service/errors.js';
 import { EchoReq, EchoResp } from './helpers/echo.js';
-import { answers, echoBurst, outcome, startBackendMesh, type BackendMesh, type Outcome } from './helpers/backend-mesh.js';
+import { answers, echoBurst, startBackendMesh, type BackendMesh, type Outcome } from './helpers/backend-mesh.js';
 import type { RawTcpClient } from './helpers/gateway.js';
 import { cleanupStack } from './helpers/mesh.js';
 import { waitFor } from './helpers/proc.js';
