@@ -4,6 +4,9 @@ export type MessageDirection = 'send' | 'recv';
 
 const DEBUG = pino.levels.values['debug'] ?? 20;
 let muted: ReadonlySet<string> = new Set();
+/** Name -> muted, so a short-name match is computed once per name (names are a small, fixed set). */
+let decided = new Map<string, boolean>();
+const MAX_DECIDED = 100_000;
 
 /** Splits `--mutemsglog`: names separated by '|' or ','. */
 export function parseMessageNames(names: string | readonly string[]): string[] {
@@ -13,14 +16,18 @@ export function parseMessageNames(names: string | readonly string[]): string[] {
 
 export function setMutedMessages(names: string | readonly string[]): void {
   muted = new Set(parseMessageNames(names));
+  decided = new Map();
 }
 
 /** By full name (`demo.EarnGoldReq`) or by the name without its package (`EarnGoldReq`). */
 export function isMessageMuted(msgName: string): boolean {
   if (muted.size === 0) return false;
-  if (muted.has(msgName)) return true;
+  const known = decided.get(msgName);
+  if (known !== undefined) return known;
   const dot = msgName.lastIndexOf('.');
-  return dot >= 0 && muted.has(msgName.slice(dot + 1));
+  const answer = muted.has(msgName) || (dot >= 0 && muted.has(msgName.slice(dot + 1)));
+  if (decided.size < MAX_DECIDED) decided.set(msgName, answer);
+  return answer;
 }
 
 /**
