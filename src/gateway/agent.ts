@@ -294,7 +294,7 @@ export class Agent {
   // ---- backends -----------------------------------------------------------
 
   private onToClients(msg: ToClients): void {
-    if (messageLogOn(this.log)) logMessage(this.log, 'send', this.routes.get(msg.msg_id)?.name ?? `#${msg.msg_id}`, msg.all ? 'all clients' : `client ${msg.client_ids.join(',')}`, msg.body.length);
+    if (messageLogOn(this.log)) logMessage(this.log, 'send', this.routes.get(msg.msg_id)?.name ?? `#${msg.msg_id}`, msg.all ? 'all clients' : msg.client_ids.length === 1 ? `client ${msg.client_ids[0]}` : `${msg.client_ids.length} clients`, msg.body.length);
     if (msg.all) {
       for (const c of this.clients.values()) if (c.handshaken) c.conn.send(msg.msg_id, msg.seq, msg.body);
       return;
