@@ -8,22 +8,20 @@
  * 2 s of its restart.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import Database from 'better-sqlite3';
 import { encodeTcpFrame } from '../src/client/frame.js';
 import { ClientMessages } from '../src/client/messages.js';
 import { ClientError, type GameClient, type Kick } from '../src/client/index.js';
-import { startCluster, type Cluster } from '../src/up/supervisor.js';
 import { earnAmount, levelCost } from '../demo/game/rules.js';
 import { ChatSendReq, ChatSendResp, EarnGoldReq, EarnGoldResp, EnterGameReq, EnterGameResp, JoinChatReq, JoinChatResp, LevelUpReq, LevelUpResp, StatsReq, StatsResp, WhisperReq, WhisperResp, WhoReq, WhoResp } from '../demo/gen/index.js';
 import { login, type LoginResult } from '../demo/play/login.js';
 import { playerClient, playerOf } from '../demo/play/player.js';
 import { RawTcpClient, type RawFrame } from './helpers/gateway.js';
+import { startDemo } from './helpers/demo.js';
 import { cleanupStack, type Defer } from './helpers/mesh.js';
-import { BIN, freePort, Proc, ROOT, waitFor } from './helpers/proc.js';
+import { BIN, Proc, waitFor } from './helpers/proc.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -56,22 +54,7 @@ async function rejects(p: Promise<unknown>, code: string, what: string, message?
 
 test('the demo keeps its promises: ordered requests, one identity per connection, restored chat after kill -9', { timeout: 150_000 }, async (t: TestContext) => {
   const defer = cleanupStack(t);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `gamemesh-demo-trust-${process.pid}-`));
-  defer(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const [sdPort, httpPort] = [await freePort(), await freePort()];
-  let output = '';
-  const cluster: Cluster = startCluster(path.join(ROOT, 'demo', 'cluster.json'), {
-    cwd: ROOT,
-    vars: { sdaddr: `127.0.0.1:${sdPort}`, http: `127.0.0.1:${httpPort}`, data: dir },
-    color: false,
-    write: (s) => (output += s),
-    restartDelayMs: 200,
-    stopTimeoutMs: 5000,
-  });
-  defer(() => cluster.stop());
-  await cluster.ready.catch((err: Error) => assert.fail(`${err.message}\n${output.slice(-3000)}`));
-  const url = `http://127.0.0.1:${httpPort}`;
-  const service = (name: string) => cluster.services.find((s) => s.name === name) ?? assert.fail(`no service ${name}`);
+  const { cluster, url, dir, service } = await startDemo(defer);
   const dbGold = (name: string) => {
     const db = new Database(path.join(dir, 'demo', 'game.sqlite'), { readonly: true, fileMustExist: true });
     try {
