@@ -16,6 +16,7 @@ export const BENCHES: readonly BenchEntry[] = [
   { name: 'msglog', load: () => import('./msglog.js') },
   { name: 'discovery', load: () => import('./discovery.js') },
   { name: 'rpc', load: () => import('./rpc.js') },
+  { name: 'backend', load: () => import('./backend.js') },
   { name: 'gateway', load: () => import('./gateway.js') },
 ];
 
