@@ -17,11 +17,15 @@ export abstract class BaseSession extends EventEmitter<SessionEvents> implements
   protected lastSend = Date.now();
   private timer: NodeJS.Timeout | undefined;
 
+  readonly connectedAt: number;
+
   constructor(
     readonly remoteAddress: string,
     options: SessionOptions,
+    connectedAt = Date.now(),
   ) {
     super();
+    this.connectedAt = connectedAt;
     this.opts = { ...SESSION_DEFAULTS, ...definedOnly(options) };
     this.startTimer();
   }

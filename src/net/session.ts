@@ -38,6 +38,8 @@ export interface Session extends EventEmitter<SessionEvents> {
   readonly id: number;
   readonly transport: SessionTransport;
   readonly remoteAddress: string;
+  /** When the connection was accepted or opened (ms since the epoch); for WebSocket, before its upgrade. */
+  readonly connectedAt: number;
   readonly closed: boolean;
   /** Bytes waiting to be written. */
   readonly outboundBytes: number;
