@@ -1,13 +1,10 @@
 /**
  * The demo cluster as real processes (demo/cluster.json through
- * startCluster, on free ports, its data in a temp dir): the load bots, the
- * terminal client, forged tokens, and kill -9 of the game service with the
+ * startCluster, on free ports, its data in a temp dir): the load bots (over
+ * WebSocket and over KCP), the terminal client, forged tokens, and kill -9 of the game service with the
  * players' acknowledged progress checked across the restart.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { SignJWT } from 'jose';
 import { ClientError, type BackendStatus, type GameClient } from '../src/client/index.js';
@@ -68,12 +65,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('the demo cluster: bots, forged tokens, the terminal client, and kill -9 of the game', { timeout: 150_000 }, async (t: TestContext) => {
   const defer = cleanupStack(t);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gamemesh-demo-'));
-  defer(() => fs.rmSync(dir, { recursive: true, force: true }));
   // A known JWT key, so the test can sign tokens the services would accept, and near-misses of them.
-  const { cluster, httpPort, output } = await startDemo(defer, dir, { ...process.env, GAMEMESH_JWT_SECRET: SECRET });
-  const url = `http://127.0.0.1:${httpPort}`;
-  const service = (name: string) => cluster.services.find((s) => s.name === name) ?? assert.fail(`no service ${name}`);
+  const { cluster, url, service, output: printed } = await startDemo(defer, { env: { ...process.env, GAMEMESH_JWT_SECRET: SECRET } });
 
   await t.test('a short bot run ends without errors', async (st) => {
     const run = bot(defer, url, ['--clients', '20', '--duration', '5']);
@@ -84,7 +77,29 @@ test('the demo cluster: bots, forged tokens, the terminal client, and kill -9 of
     assert.match(run.stdout, /^login +20 /m);
     assert.match(run.stdout, /^earn gold +[1-9]\d* /m);
     assert.match(run.stderr, /logged in 20\/20 +playing 20 /);
-    assert.doesNotMatch(output(), /exited with code|killed by|restarting/, 'no service died');
+    assert.doesNotMatch(printed(), /exited with code|killed by|restarting/, 'no service died');
+  });
+
+  await t.test('the bots play over KCP (UDP) as well', async (st) => {
+    const run = bot(defer, url, ['--clients', '10', '--duration', '3', '--kcp']);
+    const exit = await run.exited;
+    for (const line of run.stdout.trimEnd().split('\n')) st.diagnostic(line);
+    assert.equal(exit.code, 0, `bot failed:\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /^gamemesh bot: 10 clients over kcp,/m);
+    assert.match(run.stdout, /^errors: none$/m);
+    assert.match(run.stdout, /^earn gold +[1-9]\d* /m);
+  });
+
+  await t.test('the terminal client over KCP', async () => {
+    const term = new Proc('client', process.execPath, [BIN, 'client', '--login', url, '--user', 'term-kcp', '--kcp']);
+    defer(() => term.stop());
+    await term.waitForStdout(/^welcome, term-kcp: level 1, 0 gold\. \d+ in chat/m, 15_000);
+    term.child.stdin?.write('hello over udp\n/gold\n');
+    await term.waitForStdout(/\[world\] term-kcp \(you\): hello over udp$/m, 5000);
+    await term.waitForStdout(/^\+10 gold: you have 10 gold \(level 1\)$/m, 5000);
+    term.child.stdin?.write('/quit\n');
+    assert.equal((await term.exited).code, 0, term.stderr);
+    assert.equal(term.stderr, '');
   });
 
   await t.test('forged, expired and algorithm-swapped tokens are refused and bind nothing', async () => {
@@ -104,6 +119,8 @@ test('the demo cluster: bots, forged tokens, the terminal client, and kill -9 of
       'alg none': `${b64({ alg: 'none', typ: 'JWT' })}.${b64(body)}.`,
       HS512: await new SignJWT({ name: 'victim' }).setProtectedHeader({ alg: 'HS512', typ: 'JWT' }).setSubject('victim').setIssuer('gamemesh').setAudience('gamemesh').setIssuedAt(now).setExpirationTime(now + 600).sign(KEY),
       'payload swapped under a genuine signature': `${gh}.${b64({ ...body, sub: 'admin', name: 'admin' })}.${gs}`,
+      // The right key and algorithm, but a lifetime no login issues (the maximum is 30 days).
+      'exp in 2100': await new SignJWT({ name: 'victim' }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject('victim').setIssuer('gamemesh').setAudience('gamemesh').setIssuedAt(now).setExpirationTime(Math.floor(Date.UTC(2100, 0, 1) / 1000)).sign(KEY),
       garbage: 'not.a.jwt',
     };
     for (const [what, token] of Object.entries(forged)) {

@@ -42,12 +42,14 @@ const NODES = ['agent#0@dev', 'agent#1@dev', 'game#0@dev', 'hub#0@dev', 'login#0
 
 test('the demo cluster: distinct addresses, a generated token, private files, clearsvc and a hub crash survived', { timeout: 120_000 }, async (t: TestContext) => {
   const defer = cleanupStack(t);
-  const top = fs.mkdtempSync(path.join(os.tmpdir(), `gamemesh-demo-registry-${process.pid}-`));
-  defer(() => fs.rmSync(top, { recursive: true, force: true }));
-  const data = path.join(top, 'data');
   const env = { ...process.env };
   delete env['GAMEMESH_TOKEN'];
-  const { cluster, sdaddr, httpPort, output } = await startDemo(defer, data, env);
+  const { cluster, url, dir: data, service, output } = await startDemo(defer, { env });
+  const sdaddr = cluster.vars['sdaddr'] as string;
+  // A folder to run `gamemesh sd` from, where data/ is the cluster's data folder, as in the package root after `npm start`.
+  const top = fs.mkdtempSync(path.join(os.tmpdir(), `gamemesh-demo-registry-${process.pid}-`));
+  defer(() => fs.rmSync(top, { recursive: true, force: true }));
+  fs.symlinkSync(data, path.join(top, 'data'));
 
   // The token: generated, private, announced, and the only way in.
   const tokenFile = path.join(data, 'demo', 'cluster.token');
@@ -90,11 +92,11 @@ test('the demo cluster: distinct addresses, a generated token, private files, cl
   const t0 = Date.now();
   await waitFor(() => sw.list().length === NODES.length, 1000, 'every node registered again within 1 s', 5);
   t.diagnostic(`all ${NODES.length} nodes registered again ${Date.now() - t0} ms after clearsvc returned`);
-  const res = await fetch(`http://127.0.0.1:${httpPort}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ account: 'after-clear', password: 'test-password' }) });
+  const res = await fetch(`${url}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ account: 'after-clear', password: 'test-password' }) });
   assert.equal(res.status, 200, await res.text());
 
   // kill -9 of the hub: gamemesh up restarts it, and it takes its id and address back once the old registration expires.
-  const hub = cluster.services.find((s) => s.name === 'hub') ?? assert.fail('no hub');
+  const hub = service('hub');
   const before = sw.get('hub#0@dev') as ServiceDesc;
   process.kill(hub.pid as number, 'SIGKILL');
   await waitFor(() => hub.restarts === 1 && hub.state === 'ready', 20_000, 'the supervisor to restart the hub');

@@ -17,7 +17,7 @@ import { getJSON } from '../src/discovery/values.js';
 import { AccountStore, accountKey, type AccountRecord } from '../src/login/accounts.js';
 import { pickAgent } from '../src/login/agents.js';
 import { startLogin, NO_AGENT_MESSAGE, type LoginOptions, type LoginServer } from '../src/login/server.js';
-import { issueToken, JWT_SECRET_KEY, keyFromSecret, loadJwtKey, TokenError, verifyToken } from '../src/login/tokens.js';
+import { issueToken, JWT_SECRET_KEY, keyFromSecret, loadJwtKey, MAX_TTL_SEC, TokenError, verifyToken } from '../src/login/tokens.js';
 import type { ServiceNode } from '../src/service/node.js';
 import { cleanupStack, SECRET as MESH_SECRET, startDiscoveryServer, startNode, type Defer } from './helpers/mesh.js';
 import { BIN, Proc, tempDir, waitFor } from './helpers/proc.js';
@@ -257,6 +257,15 @@ test('verifyToken refuses forged, expired, tampered and algorithm-swapped tokens
   await refused(await new SignJWT({ ...payload, iss: 'someone-else' }).setProtectedHeader({ alg: 'HS256' }).sign(KEY), 'invalid', 'another issuer');
   await refused(await new SignJWT({ name: 'grace', sub: 'grace', iss: 'gamemesh', aud: 'gamemesh', iat: now }).setProtectedHeader({ alg: 'HS256' }).sign(KEY), 'invalid', 'no expiry');
   await refused('not.a.jwt', 'invalid', 'garbage');
+  // Genuinely signed, but no login would issue them: lifetimes past the 30-day maximum.
+  const exp2100 = Math.floor(Date.UTC(2100, 0, 1) / 1000);
+  await refused(await new SignJWT({ ...payload, exp: exp2100 }).setProtectedHeader({ alg: 'HS256' }).sign(KEY), 'invalid', 'exp in 2100, iat now');
+  await refused(await new SignJWT({ ...payload, iat: exp2100 - 60, exp: exp2100 }).setProtectedHeader({ alg: 'HS256' }).sign(KEY), 'invalid', 'iat and exp in 2100');
+  await refused(await new SignJWT({ ...payload, iat: now - 40 * 86400, exp: now + 60 }).setProtectedHeader({ alg: 'HS256' }).sign(KEY), 'expired', 'issued 40 days ago');
+  await refused(await new SignJWT({ ...payload, iat: now, exp: now + MAX_TTL_SEC + 60 }).setProtectedHeader({ alg: 'HS256' }).sign(KEY), 'invalid', 'a minute over the maximum');
+  // The longest lifetime issuing allows still verifies.
+  const longest = (await issueToken(claims, KEY, { ttlSec: MAX_TTL_SEC })).token;
+  assert.equal((await verifyToken(longest, KEY)).sub, 'grace');
   await assert.rejects(verifyToken(good, new Uint8Array(16)), RangeError, 'a short key is refused');
   assert.throws(() => keyFromSecret('too short'), RangeError);
 });

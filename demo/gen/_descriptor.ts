@@ -267,6 +267,29 @@ const descriptor = {
               "id": 5
             }
           }
+        },
+        "HubLogin": {
+          "options": {
+            "(gamemesh.id)": 2202
+          },
+          "fields": {
+            "uid": {
+              "type": "string",
+              "id": 1
+            },
+            "agent": {
+              "type": "string",
+              "id": 2
+            },
+            "client_id": {
+              "type": "uint64",
+              "id": 3
+            },
+            "time_ms": {
+              "type": "uint64",
+              "id": 4
+            }
+          }
         }
       }
     }

@@ -5,6 +5,7 @@ const FLAGS = {
   host: { type: 'string', default: '127.0.0.1', description: 'interface the client ports listen on' },
   'tcp-port': { type: 'integer', default: 0, description: 'client TCP port (0: the OS picks; -1: off)' },
   'ws-port': { type: 'integer', default: 0, description: 'client WebSocket port (0: the OS picks; -1: off)' },
+  'kcp-port': { type: 'integer', default: -1, description: 'client KCP (UDP) port (0: the OS picks; -1: off)' },
   'ws-path': { type: 'string', default: '/', description: 'WebSocket path' },
   'max-frame': { type: 'size', default: 64 * 1024, description: 'largest client frame accepted' },
   'max-msgs-per-sec': { type: 'integer', default: 100, description: 'messages per second per client before a kick' },
@@ -33,6 +34,7 @@ export function main(argv: string[]): Promise<number> {
         host: values.host,
         tcpPort: port(values['tcp-port']),
         wsPort: port(values['ws-port']),
+        kcpPort: port(values['kcp-port']),
         wsPath: values['ws-path'],
         maxFrame: values['max-frame'],
         maxMsgsPerSec: values['max-msgs-per-sec'],
@@ -44,7 +46,8 @@ export function main(argv: string[]): Promise<number> {
         backendGone: gone,
       });
       await agent.start();
-      process.stdout.write(`agent ${agent.node.id} listening tcp=${agent.tcpAddress ?? '-'} ws=${agent.wsUrl ?? '-'}\n`);
+      const kcp = agent.kcpAddress ? ` kcp=${agent.kcpAddress}` : '';
+      process.stdout.write(`agent ${agent.node.id} listening tcp=${agent.tcpAddress ?? '-'} ws=${agent.wsUrl ?? '-'}${kcp}\n`);
       return agent;
     },
   });

@@ -10,6 +10,8 @@ export interface AgentEndpoints {
   readonly tcp?: string;
   /** ws://host:port/path, when the agent has one. */
   readonly ws?: string;
+  /** host:port of the client KCP (UDP) port, when the agent has one. */
+  readonly kcp?: string;
 }
 
 export interface AgentChoice extends AgentEndpoints {
@@ -58,7 +60,7 @@ function candidate(desc: ServiceDesc, pending: number): { choice: AgentChoice; l
   const online = readCount(desc.meta['online'], 0);
   const capacity = readCount(desc.meta['capacity'], DEFAULT_CAPACITY);
   const ends = agentEndpoints(desc);
-  if (online === undefined || capacity === undefined || (!ends.tcp && !ends.ws)) return undefined;
+  if (online === undefined || capacity === undefined || (!ends.tcp && !ends.ws && !ends.kcp)) return undefined;
   const expected = online + pending;
   if (expected >= capacity) return undefined;
   return { choice: { id: desc.id, ...ends, online, capacity }, load: expected / capacity };
@@ -69,8 +71,9 @@ export function agentEndpoints(desc: ServiceDesc): AgentEndpoints {
   const wan = desc.meta['wan'];
   const tcp = desc.meta['tcp'] || undefined;
   const ws = desc.meta['ws'] || undefined;
-  if (!wan) return { tcp, ws };
-  return { tcp: tcp && replaceHostPort(tcp, wan), ws: ws && replaceUrlHost(ws, wan) };
+  const kcp = desc.meta['kcp'] || undefined;
+  if (!wan) return { tcp, ws, kcp };
+  return { tcp: tcp && replaceHostPort(tcp, wan), ws: ws && replaceUrlHost(ws, wan), kcp: kcp && replaceHostPort(kcp, wan) };
 }
 
 export interface AgentPickerOptions {

@@ -21,6 +21,9 @@ export const SESSION_DEFAULTS: Required<SessionOptions> = {
   heartbeatMs: 10_000,
 };
 
+/** How a session reaches its peer. */
+export type SessionTransport = 'tcp' | 'ws' | 'kcp';
+
 export interface SessionEvents {
   frame: [msgId: number, seq: number, body: Buffer];
   close: [reason: string, error: Error | undefined];
@@ -33,8 +36,10 @@ export interface SessionEvents {
  */
 export interface Session extends EventEmitter<SessionEvents> {
   readonly id: number;
-  readonly transport: 'tcp' | 'ws';
+  readonly transport: SessionTransport;
   readonly remoteAddress: string;
+  /** When the connection was accepted or opened (ms since the epoch); for WebSocket, before its upgrade. */
+  readonly connectedAt: number;
   readonly closed: boolean;
   /** Bytes waiting to be written. */
   readonly outboundBytes: number;

@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { FrameError } from '../wire/frame.js';
 import { BaseSession } from './base-session.js';
@@ -15,8 +15,10 @@ export class WsSession extends BaseSession {
     readonly ws: WebSocket,
     remoteAddress: string,
     options: SessionOptions = {},
+    /** When the TCP connection was accepted, before its upgrade (ms since the epoch). */
+    connectedAt?: number,
   ) {
-    super(remoteAddress, options);
+    super(remoteAddress, options, connectedAt);
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
     ws.on('ping', () => this.touch());
@@ -66,7 +68,10 @@ export interface WsListenOptions extends SessionOptions {
   host?: string;
   port?: number;
   path?: string;
+  /** Cap on sessions plus connections still upgrading; extra connections are closed at once. */
   maxConnections?: number;
+  /** A connection that has not completed its WebSocket upgrade this long after it was accepted is closed (ms). Default 10 s. */
+  upgradeTimeoutMs?: number;
 }
 
 export interface WsListener {
@@ -78,10 +83,37 @@ export interface WsListener {
 
 export function listenWs(options: WsListenOptions, onSession: (s: WsSession, req: IncomingMessage) => void): Promise<WsListener> {
   const sessions = new Set<WsSession>();
+  /** Accepted sockets whose upgrade has not completed, with their deadline and accept time. */
+  const upgrading = new Map<Socket, { timer: NodeJS.Timeout; at: number }>();
   const maxFrame = options.maxFrame ?? 1024 * 1024;
+  const upgradeTimeoutMs = options.upgradeTimeoutMs ?? 10_000;
+  // Our own HTTP server rather than ws's, so that a connection which never
+  // completes its upgrade (a request trickled or left half-sent) is closed
+  // at our deadline, and counts toward the connection cap meanwhile; Node's
+  // own header timeout would hold it for a minute or more.
+  const server = createServer((_req, res) => {
+    const body = STATUS_CODES[426] ?? 'Upgrade Required';
+    res.writeHead(426, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.end(body);
+  });
+  server.on('connection', (socket: Socket) => {
+    if (options.maxConnections !== undefined && sessions.size + upgrading.size >= options.maxConnections) {
+      socket.destroy();
+      return;
+    }
+    const timer = setTimeout(() => {
+      upgrading.delete(socket);
+      socket.destroy();
+    }, upgradeTimeoutMs);
+    timer.unref();
+    upgrading.set(socket, { timer, at: Date.now() });
+    socket.once('close', () => {
+      clearTimeout(timer);
+      upgrading.delete(socket);
+    });
+  });
   const wss = new WebSocketServer({
-    host: options.host ?? '127.0.0.1',
-    port: options.port ?? 0,
+    server,
     path: options.path,
     // ws checks the declared payload length before buffering it. A message
     // (msgId | seq | body) is the same bytes a TCP frame's length counts, so
@@ -91,20 +123,23 @@ export function listenWs(options: WsListenOptions, onSession: (s: WsSession, req
     clientTracking: false,
   });
   wss.on('connection', (ws, req) => {
-    if (options.maxConnections !== undefined && sessions.size >= options.maxConnections) {
-      ws.terminate();
-      return;
+    const pending = upgrading.get(req.socket);
+    if (pending) {
+      clearTimeout(pending.timer);
+      upgrading.delete(req.socket);
     }
-    const session = new WsSession(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`, options);
+    const session = new WsSession(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`, options, pending?.at);
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     onSession(session, req);
   });
+  // Errors of the listening socket come through the HTTP server (ws re-emits them).
+  wss.on('error', () => {});
   return new Promise((resolve, reject) => {
-    wss.once('error', reject);
-    wss.once('listening', () => {
-      wss.off('error', reject);
-      const addr = wss.address() as AddressInfo;
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      const addr = server.address() as AddressInfo;
       resolve({
         host: addr.address,
         port: addr.port,
@@ -112,7 +147,9 @@ export function listenWs(options: WsListenOptions, onSession: (s: WsSession, req
         close: () =>
           new Promise<void>((done) => {
             for (const s of sessions) s.close('listener closed');
-            wss.close(() => done());
+            for (const socket of upgrading.keys()) socket.destroy();
+            wss.close();
+            server.close(() => done());
           }),
       });
     });

@@ -68,6 +68,8 @@ export interface CallOptions {
 
 export interface ServiceNodeEvents {
   peerUp: [peer: PeerInfo];
+  /** A new link to the peer carries what is sent to it from now on: after a connect, and again when a duplicate link replaces the first. */
+  linkUp: [peer: PeerInfo];
   peerDown: [peer: PeerInfo, reason: string];
   /** A watched peer left discovery and its link is down: it is gone for good. */
   peerGone: [peer: PeerInfo];
@@ -134,6 +136,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       available: (id) => this.directory?.available(id) ?? true,
       stopped: () => this.state === 'stopped',
       peerUp: (peer, replaced) => {
+        this.emit('linkUp', peer);
         if (!replaced) this.emit('peerUp', peer);
         this.checkReady();
         for (const w of this.instanceWaiters.get(peer.name)?.splice(0) ?? []) w();
@@ -406,7 +409,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   /** Hot-path one-way send to a linked peer; false (nothing queued) if it is not linked. */
   sendToPeer<T>(id: string, type: MessageType<T>, msg: Init<T>): boolean {
     const link = this.peers.get(id)?.link;
-    return link !== undefined && link.session.send(type.id, 0, type.encode(msg));
+    return link !== undefined && this.rpc.sendMessage(link, type, msg);
   }
 
   // ---- sending ------------------------------------------------------------
@@ -414,7 +417,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   /** One-way message. Resolves once it is handed to the link (queued if the peer is connecting). */
   async send<T>(target: Target, type: MessageType<T>, msg: Init<T>, options: CallOptions = {}): Promise<void> {
     const link = await this.resolve(target, options);
-    if (!link.session.send(type.id, 0, type.encode(msg as T))) throw new RpcError('unavailable', `link to ${link.peerId} is closed`);
+    if (!this.rpc.sendMessage(link, type, msg)) throw new RpcError('unavailable', `link to ${link.peerId} is closed`);
   }
 
   /** Request/response call. Fails with an RpcError carrying a typed code. */

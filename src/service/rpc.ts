@@ -1,4 +1,5 @@
 import type { Logger } from '../log/index.js';
+import { logMessage } from '../log/msglog.js';
 import type { MessageType } from '../wire/registry.js';
 import { RpcError } from './errors.js';
 import type { Link } from './link.js';
@@ -127,6 +128,13 @@ export class RpcEngine {
 
   // ---- caller side --------------------------------------------------------
 
+  /** A one-way message on a link; false when the link is closed. */
+  sendMessage<T>(link: Link, type: MessageType<T>, msg: Init<T>): boolean {
+    const body = type.encode(msg);
+    logMessage(this.opts.logger, 'send', type.name, link.peerId, body.length);
+    return link.session.send(type.id, 0, body);
+  }
+
   call<Req, Res>(link: Link, peer: PeerInfo, req: MessageType<Req>, res: MessageType<Res>, request: Init<Req>, timeoutMs: number, signal?: AbortSignal): Promise<Res> {
     const send = () => this.sendCall(link, req, res, request, timeoutMs, signal) as Promise<unknown>;
     if (this.clientInterceptors.length === 0) return send() as Promise<Res>;
@@ -148,7 +156,9 @@ export class RpcEngine {
       } else {
         this.pending.set(id, { res, link, deadline, resolve: resolve as (v: unknown) => void, reject });
       }
-      if (!link.session.send(req.id, id, req.encode(request as Req))) {
+      const body = req.encode(request as Req);
+      logMessage(this.opts.logger, 'send', req.name, link.peerId, body.length);
+      if (!link.session.send(req.id, id, body)) {
         this.pending.delete(id);
         reject(new RpcError('unavailable', `link to ${link.peerId} is closed`));
       }
@@ -190,6 +200,7 @@ export class RpcEngine {
     // Timed out or cancelled already; or a response from a peer the call was not sent to (call ids are per node, not per link).
     if (!p || p.link !== link) return;
     this.pending.delete(id);
+    logMessage(this.opts.logger, 'recv', msgId === L.RpcError.id ? L.RpcError.name : p.res.name, link.peerId, body.length);
     if (msgId === L.RpcError.id) {
       const e = L.RpcError.decode(body);
       return p.reject(RpcError.fromWire(e.code, e.message));
@@ -211,6 +222,7 @@ export class RpcEngine {
       this.opts.logger.debug({ peer: peer.id, msgId }, 'dropped a message with no handler');
       return;
     }
+    logMessage(this.opts.logger, 'recv', h.type.name, peer.id, body.length);
     let msg: unknown;
     try {
       msg = h.type.decode(body);
@@ -231,8 +243,9 @@ export class RpcEngine {
   }
 
   private onRequest(link: Link, peer: PeerInfo, msgId: number, seq: number, body: Buffer): void {
-    if (this.draining) return this.replyError(link, seq, 'unavailable', 'the service is shutting down');
     const h = this.handlers.get(msgId);
+    logMessage(this.opts.logger, 'recv', h?.kind === 'rpc' ? h.req.name : `#${msgId}`, peer.id, body.length);
+    if (this.draining) return this.replyError(link, seq, 'unavailable', 'the service is shutting down');
     if (!h || h.kind !== 'rpc') return this.replyError(link, seq, 'unknown_method', `no handler for message ${msgId}`);
     if (this.inflightCount >= this.opts.maxInflight) return this.replyError(link, seq, 'busy', `over ${this.opts.maxInflight} calls in flight`);
     let req: unknown;
@@ -286,6 +299,7 @@ export class RpcEngine {
     } catch (err) {
       return this.replyError(link, seq, 'application', `cannot encode ${h.res.name}: ${(err as Error).message}`);
     }
+    logMessage(this.opts.logger, 'send', h.res.name, link.peerId, encoded.length);
     link.session.send(h.res.id, (seq | RESPONSE_BIT) >>> 0, encoded);
   }
 
@@ -295,7 +309,9 @@ export class RpcEngine {
   }
 
   private replyError(link: Link, seq: number, code: string, message: string): void {
-    link.session.send(L.RpcError.id, (seq | RESPONSE_BIT) >>> 0, L.RpcError.encode({ code, message }));
+    const body = L.RpcError.encode({ code, message });
+    logMessage(this.opts.logger, 'send', L.RpcError.name, link.peerId, body.length);
+    link.session.send(L.RpcError.id, (seq | RESPONSE_BIT) >>> 0, body);
   }
 
   /** Whether calls are in flight on this link, in either direction. */
