@@ -1,4 +1,5 @@
 import type { Etcd3, Lease } from 'etcd3';
+import { randomBytes } from 'node:crypto';
 import { deregisterClaimed, registerClaimed, type ClaimsHost } from './etcd-claims.js';
 import { backoffMs, isLeaseNotFound, oneLine, toDiscoveryError } from './etcd-support.js';
 import { DiscoveryError, RegistrationConflict, serviceKey, type ServiceDesc } from './types.js';
@@ -25,6 +26,8 @@ export class LeaseRegistry {
   private readonly services = new Map<string, ServiceDesc>();
   private lease: Lease | undefined;
   private leaseId: Promise<string> | undefined;
+  /** Named in this client's claims: it outlives any one lease, so the client takes its own claims back under a new one. */
+  private readonly instance = randomBytes(8).toString('hex');
   /** Registry writes run one at a time, so a restore never resurrects a deregistered service. */
   private queue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
@@ -58,9 +61,8 @@ export class LeaseRegistry {
     const key = serviceKey(name, id);
     this.services.delete(key);
     return this.serial(async () => {
-      // Without a lease nothing of ours is in etcd (it expired with the lease, or was never written).
       const leaseId = await this.leaseId?.catch(() => undefined);
-      if (leaseId) await deregisterClaimed(this.host.claims, name, id, leaseId);
+      await deregisterClaimed(this.host.claims, name, id, this.instance, leaseId);
     });
   }
 
@@ -89,12 +91,12 @@ export class LeaseRegistry {
     const leaseId = this.currentLease();
     const used = this.lease;
     try {
-      await registerClaimed(this.host.claims, desc, await leaseId);
+      await registerClaimed(this.host.claims, desc, { instance: this.instance, lease: await leaseId });
     } catch (err) {
       if (!isLeaseNotFound(err)) throw err;
       // etcd no longer knows the lease (expired, or etcd lost its data): grant a new one.
       this.drop(used);
-      await registerClaimed(this.host.claims, desc, await this.currentLease());
+      await registerClaimed(this.host.claims, desc, { instance: this.instance, lease: await this.currentLease() });
     }
   }
 
