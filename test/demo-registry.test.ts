@@ -85,12 +85,14 @@ test('the demo cluster: distinct addresses, a generated token, private files, cl
   // clearsvc on the live cluster: everything registers again within a second, and login works at once.
   const d = await DiscoveryClient.connect({ addr: sdaddr, token });
   defer(() => d.close());
-  const sw = await d.watchServices();
+  const removed = new Set<string>();
+  const sw = await d.watchServices(undefined, { onEvent: (e) => e.type === 'remove' && removed.add(e.desc.id) });
   defer(() => sw.stop());
   const cleared = await sdFrom(top, ['--addr', sdaddr, 'clearsvc']);
   assert.equal(cleared.code, 0, cleared.stderr);
+  assert.equal(cleared.stdout, `deleted ${NODES.length} service(s); live ones register again by themselves\n`);
   const t0 = Date.now();
-  await waitFor(() => sw.list().length === NODES.length, 1000, 'every node registered again within 1 s', 5);
+  await waitFor(() => removed.size === NODES.length && sw.list().length === NODES.length, 1000, 'every node removed, then registered again within 1 s', 5);
   t.diagnostic(`all ${NODES.length} nodes registered again ${Date.now() - t0} ms after clearsvc returned`);
   const res = await fetch(`${url}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ account: 'after-clear', password: 'test-password' }) });
   assert.equal(res.status, 200, await res.text());

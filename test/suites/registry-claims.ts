@@ -120,11 +120,13 @@ export function registryClaims(backend: Backend): void {
       const [a, other, ops] = await Promise.all([connect(t, 'a'), connect(t, 'other'), connect(t, 'operator')]);
       await a.register(desc(name, cluster, 0, 4000));
       await a.register(desc(name, cluster, 1, 4001));
-      const sw = await ops.watchServices(name);
+      const seen: string[] = [];
+      const sw = await ops.watchServices(name, { onEvent: (e) => seen.push(e.type) });
       t.after(() => sw.stop());
       await clearServices(ops);
       const cleared = Date.now();
-      await waitFor(() => sw.list().length === 2, 1000, 'both registrations back within 1 s', 5);
+      // Both removals seen, then both back (a watcher may still be behind when the clear returns).
+      await waitFor(() => seen.filter((e) => e === 'remove').length === 2 && sw.list().length === 2, 1000, 'both registrations back within 1 s', 5);
       t.diagnostic(`${backend.name}: registered again ${Date.now() - cleared} ms after clearsvc`);
       // The claims came back with them.
       await assert.rejects(other.register(desc(name, cluster, 1, 4300, 'other')), conflict(/is held by/));
