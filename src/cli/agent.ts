@@ -6,6 +6,9 @@ const FLAGS = {
   'tcp-port': { type: 'integer', default: 0, description: 'client TCP port (0: the OS picks; -1: off)' },
   'ws-port': { type: 'integer', default: 0, description: 'client WebSocket port (0: the OS picks; -1: off)' },
   'ws-path': { type: 'string', default: '/', description: 'WebSocket path' },
+  'pomelo-ws-port': { type: 'integer', default: -1, description: 'pomelo WebSocket port for pomelo/pinus clients (0: the OS picks; -1: off)' },
+  'pomelo-tcp-port': { type: 'integer', default: -1, description: 'pomelo raw TCP ("hybrid") port for pomelo/pinus clients (0: the OS picks; -1: off)' },
+  'pomelo-protobuf': { type: 'boolean', default: false, description: 'offer pomelo-protobuf protos in the pomelo handshake' },
   'max-frame': { type: 'size', default: 64 * 1024, description: 'largest client frame accepted' },
   'max-msgs-per-sec': { type: 'integer', default: 100, description: 'messages per second per client before a kick' },
   'max-outbound': { type: 'size', default: 1024 * 1024, description: 'bytes queued to one client before it is cut off' },
@@ -34,6 +37,9 @@ export function main(argv: string[]): Promise<number> {
         tcpPort: port(values['tcp-port']),
         wsPort: port(values['ws-port']),
         wsPath: values['ws-path'],
+        pomeloWsPort: port(values['pomelo-ws-port']),
+        pomeloTcpPort: port(values['pomelo-tcp-port']),
+        pomeloProtobuf: values['pomelo-protobuf'],
         maxFrame: values['max-frame'],
         maxMsgsPerSec: values['max-msgs-per-sec'],
         maxOutbound: values['max-outbound'],
@@ -44,7 +50,8 @@ export function main(argv: string[]): Promise<number> {
         backendGone: gone,
       });
       await agent.start();
-      process.stdout.write(`agent ${agent.node.id} listening tcp=${agent.tcpAddress ?? '-'} ws=${agent.wsUrl ?? '-'}\n`);
+      const pomelo = agent.pomeloWsUrl || agent.pomeloTcpAddress ? ` pomelo-ws=${agent.pomeloWsUrl ?? '-'} pomelo-tcp=${agent.pomeloTcpAddress ?? '-'}` : '';
+      process.stdout.write(`agent ${agent.node.id} listening tcp=${agent.tcpAddress ?? '-'} ws=${agent.wsUrl ?? '-'}${pomelo}\n`);
       return agent;
     },
   });

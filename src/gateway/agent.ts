@@ -9,6 +9,7 @@ import type { PeerInfo } from '../service/rpc.js';
 import { Selector, type Strategy } from '../service/select.js';
 import { ClientConn } from './client-conn.js';
 import { KickCode } from './kick.js';
+import { PomeloPorts } from './pomelo/ports.js';
 import { C, CLIENT_PROTOCOL, G, type BindReq, type KickClients, type ToClients } from './messages.js';
 import { HEARTBEAT_KEY, ROUTES_KEY, RouteTable } from './routes.js';
 
@@ -23,6 +24,11 @@ export interface AgentOptions {
   tcpPort?: number | null;
   wsPort?: number | null;
   wsPath?: string;
+  /** The pomelo protocol (docs/pomelo.md), off unless set: 0 lets the OS pick. */
+  pomeloWsPort?: number | null;
+  pomeloTcpPort?: number | null;
+  /** Offer pomelo-protobuf protos to pomelo clients in the handshake. */
+  pomeloProtobuf?: boolean;
   maxFrame?: number;
   maxMsgsPerSec?: number;
   maxOutbound?: number;
@@ -71,6 +77,7 @@ export class Agent {
   private nextClientId = 1;
   private tcp: TcpListener | undefined;
   private ws: WsListener | undefined;
+  private pomelo: PomeloPorts | undefined;
   private cloud: CloudConfig | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
   private reportedOnline = -1;
@@ -99,6 +106,14 @@ export class Agent {
     return this.ws ? `ws://${this.ws.host}:${this.ws.port}${this.opts.wsPath ?? '/'}` : undefined;
   }
 
+  get pomeloWsUrl(): string | undefined {
+    return this.pomelo?.wsAddress;
+  }
+
+  get pomeloTcpAddress(): string | undefined {
+    return this.pomelo?.tcpAddress;
+  }
+
   get online(): number {
     return this.clients.size;
   }
@@ -117,8 +132,16 @@ export class Agent {
     };
     if (this.opts.tcpPort !== null) this.tcp = await listenTcp({ ...sessionOpts, host, port: this.opts.tcpPort ?? 0 }, (s) => this.accept(s));
     if (this.opts.wsPort !== null) this.ws = await listenWs({ ...sessionOpts, host, port: this.opts.wsPort ?? 0, path: this.opts.wsPath }, (s, req) => this.accept(s, req));
+    try {
+      const pomelo = { host, wsPort: this.opts.pomeloWsPort, tcpPort: this.opts.pomeloTcpPort, protobuf: this.opts.pomeloProtobuf, session: sessionOpts };
+      this.pomelo = await PomeloPorts.start(pomelo, this.routes, (s, req) => this.accept(s, req));
+    } catch (err) {
+      await Promise.all([this.tcp?.close(), this.ws?.close()]);
+      throw err;
+    }
     const wan = this.node.config.wanip;
     this.node.setMeta({
+      ...this.pomelo?.meta(wan),
       ...(this.tcp ? { tcp: `${wan || this.tcp.host}:${this.tcp.port}` } : {}),
       ...(this.ws ? { ws: `ws://${wan || this.ws.host}:${this.ws.port}${this.opts.wsPath ?? '/'}` } : {}),
       capacity: String(this.opts.capacity ?? 10_000),
@@ -130,13 +153,13 @@ export class Agent {
       else this.applyRoutes(this.opts.routes);
     } catch (err) {
       // Close the client ports too, or they keep the process alive after a failed start.
-      await Promise.all([this.tcp?.close(), this.ws?.close()]);
+      await Promise.all([this.tcp?.close(), this.ws?.close(), this.pomelo?.close()]);
       await this.node.stop();
       throw err;
     }
     this.reportTimer = setInterval(() => this.reportOnline(), 1000);
     this.reportTimer.unref();
-    this.log.info({ tcp: this.tcpAddress, ws: this.wsUrl, routes: this.routes.size }, 'agent listening');
+    this.log.info({ tcp: this.tcpAddress, ws: this.wsUrl, pomeloWs: this.pomeloWsUrl, pomeloTcp: this.pomeloTcpAddress, routes: this.routes.size }, 'agent listening');
     return this;
   }
 
@@ -157,6 +180,7 @@ export class Agent {
 
   private applyRoutes(table: RouteTable): void {
     this.routes = table;
+    this.pomelo?.setRoutes(table);
     for (const service of table.services()) this.node.addDependency(service);
     this.log.info({ routes: table.size, services: table.services() }, 'route table applied');
   }
@@ -351,7 +375,7 @@ export class Agent {
     this.stopping = true;
     if (this.reportTimer) clearInterval(this.reportTimer);
     for (const c of [...this.clients.values()]) c.kick(KickCode.SHUTDOWN, 'the agent is shutting down');
-    await Promise.all([this.tcp?.close(), this.ws?.close()]);
+    await Promise.all([this.tcp?.close(), this.ws?.close(), this.pomelo?.close()]);
     this.cloud?.close();
     await this.node.stop();
   }

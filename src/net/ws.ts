@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { FrameError } from '../wire/frame.js';
 import { BaseSession } from './base-session.js';
-import type { SessionOptions } from './session.js';
+import type { Session, SessionOptions } from './session.js';
 
 /** A WebSocket message is `u16 msgId | u32 seq | body`: the frame without its length field. */
 export const WS_HEADER_BYTES = 6;
@@ -69,15 +69,20 @@ export interface WsListenOptions extends SessionOptions {
   maxConnections?: number;
 }
 
-export interface WsListener {
+export interface WsListener<S extends Session = WsSession> {
   readonly host: string;
   readonly port: number;
-  readonly sessions: ReadonlySet<WsSession>;
+  readonly sessions: ReadonlySet<S>;
   close(): Promise<void>;
 }
 
-export function listenWs(options: WsListenOptions, onSession: (s: WsSession, req: IncomingMessage) => void): Promise<WsListener> {
-  const sessions = new Set<WsSession>();
+/** `create` lets another protocol over WebSocket (the gateway's pomelo port) reuse the listener. */
+export function listenWs<S extends Session = WsSession>(
+  options: WsListenOptions,
+  onSession: (s: NoInfer<S>, req: IncomingMessage) => void,
+  create: (ws: WebSocket, remoteAddress: string, options: SessionOptions) => S = (ws, remote, opts) => new WsSession(ws, remote, opts) as unknown as S,
+): Promise<WsListener<S>> {
+  const sessions = new Set<S>();
   const maxFrame = options.maxFrame ?? 1024 * 1024;
   const wss = new WebSocketServer({
     host: options.host ?? '127.0.0.1',
@@ -95,7 +100,7 @@ export function listenWs(options: WsListenOptions, onSession: (s: WsSession, req
       ws.terminate();
       return;
     }
-    const session = new WsSession(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`, options);
+    const session = create(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`, options);
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     onSession(session, req);
