@@ -45,7 +45,8 @@ export function pomeloSchema(loaded: LoadedProtos, ids: ReadonlyMap<string, Assi
     }
   }
   messages.sort((a, b) => a.msgId - b.msgId);
-  return { messages, descriptor: prune(loaded.root, keep) ?? {} };
+  // Through JSON text: plain objects (protobufjs hands out some without a prototype), as the agent will read them.
+  return { messages, descriptor: JSON.parse(JSON.stringify(prune(loaded.root, keep) ?? {})) as protobuf.INamespace };
 }
 
 /** Marks a type and everything its fields use, by their outermost declaration (nested ones travel inside it). */
