@@ -10,6 +10,9 @@ export interface AgentEndpoints {
   readonly tcp?: string;
   /** ws://host:port/path, when the agent has one. */
   readonly ws?: string;
+  /** The pomelo ports (docs/pomelo.md), when the agent has them: ws://host:port/ and host:port. */
+  readonly pomelo_ws?: string;
+  readonly pomelo_tcp?: string;
 }
 
 export interface AgentChoice extends AgentEndpoints {
@@ -69,8 +72,11 @@ export function agentEndpoints(desc: ServiceDesc): AgentEndpoints {
   const wan = desc.meta['wan'];
   const tcp = desc.meta['tcp'] || undefined;
   const ws = desc.meta['ws'] || undefined;
-  if (!wan) return { tcp, ws };
-  return { tcp: tcp && replaceHostPort(tcp, wan), ws: ws && replaceUrlHost(ws, wan) };
+  const pomeloWs = desc.meta['pomelo_ws'] || undefined;
+  const pomeloTcp = desc.meta['pomelo_tcp'] || undefined;
+  const pomelo = (w: string | undefined, t: string | undefined) => ({ ...(w ? { pomelo_ws: w } : {}), ...(t ? { pomelo_tcp: t } : {}) });
+  if (!wan) return { tcp, ws, ...pomelo(pomeloWs, pomeloTcp) };
+  return { tcp: tcp && replaceHostPort(tcp, wan), ws: ws && replaceUrlHost(ws, wan), ...pomelo(pomeloWs && replaceUrlHost(pomeloWs, wan), pomeloTcp && replaceHostPort(pomeloTcp, wan)) };
 }
 
 export interface AgentPickerOptions {
