@@ -233,8 +233,11 @@ export abstract class PomeloSession extends BaseSession {
         const e = C.Error.decode(body);
         return this.respondError(seq, e.code, e.message);
       }
-      case C.BackendStatus.id:
-        return this.writeRaw(pushPackage(this.table.routeToCode.get(BACKEND_STATUS_ROUTE) ?? BACKEND_STATUS_ROUTE, JSON.stringify(C.BackendStatus.decode(body))));
+      case C.BackendStatus.id: {
+        const { service, id, up } = C.BackendStatus.decode(body);
+        // Spelled out: a decoded message's own JSON leaves out `up: false`.
+        return this.writeRaw(pushPackage(BACKEND_STATUS_ROUTE, JSON.stringify({ service, id, up: up === true })));
+      }
     }
     if (seq !== 0) this.respond(msgId, seq, body);
     else this.push(msgId, body);
