@@ -20,23 +20,23 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { GameClient } from '../src/client/index.js';
 import { tcpTransport } from '../src/client-node/index.js';
 import { DiscoveryClient } from '../src/discovery/client.js';
 import { HEARTBEAT_KEY } from '../src/gateway/routes.js';
 import { startCluster, type Cluster } from '../src/up/supervisor.js';
 import { ChatMsg, ChatSendReq, ChatSendResp, EnterGameReq, EnterGameResp, JoinChatReq, JoinChatResp } from '../demo/gen/index.js';
+import { chromiumMissing, launchChromium } from './helpers/browser.js';
 import { PomeloTestClient } from './helpers/pomelo-client.js';
 import { freePort, ROOT, waitFor } from './helpers/proc.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const VENDOR_CLIENT = path.join(ROOT, '..', 'shared', 'vendor', 'pomelo-jsclient-websocket', 'pomelo-client.js');
 const PROTOCOL_JS = path.join(ROOT, 'node_modules', 'pomelo-protocol', 'lib', 'protocol.js');
 const PROTOBUF_JS = path.join(ROOT, 'node_modules', 'pomelo-protobuf', 'lib', 'client', 'protobuf.js');
 const STEP_MS = 10_000;
 
-const missing = !existsSync(CHROMIUM) ? `${CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)` : !existsSync(VENDOR_CLIENT) ? `${VENDOR_CLIENT} is missing (../shared must be beside the clone)` : undefined;
+const missing = chromiumMissing() ?? (!existsSync(VENDOR_CLIENT) ? `${VENDOR_CLIENT} is missing (../shared must be beside the clone)` : undefined);
 
 /**
  * The test page. Each peer script ends with `module.exports = ...`, so a
@@ -203,11 +203,7 @@ test('the official pomelo browser client plays the demo through the pomelo WebSo
     } finally {
       await sd.close();
     }
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     const alice = await openPage(browser, base, true);
     const carol = await openPage(browser, base, false);
 

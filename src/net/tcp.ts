@@ -78,15 +78,20 @@ export class TcpSession extends BaseSession {
   }
 
   protected shutdown(abort: boolean): void {
-    if (abort || this.socket.destroyed) {
-      this.socket.destroy();
-      return;
-    }
-    this.flush();
-    this.socket.end();
-    // A peer that never reads would hold the socket open forever.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    if (!abort) this.flush();
+    endSocket(this.socket, abort);
   }
+}
+
+/** Ends a session's socket: at once when `abort`, else after what is queued (2 s at most). */
+export function endSocket(socket: net.Socket, abort: boolean): void {
+  if (abort || socket.destroyed) {
+    socket.destroy();
+    return;
+  }
+  socket.end();
+  // A peer that never reads would hold the socket open forever.
+  setTimeout(() => socket.destroy(), 2000).unref();
 }
 
 export interface TcpListenOptions extends SessionOptions {

@@ -17,12 +17,7 @@ export class WsSession extends BaseSession {
     options: SessionOptions = {},
   ) {
     super(remoteAddress, options);
-    ws.binaryType = 'nodebuffer';
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
-    ws.on('ping', () => this.touch());
-    ws.on('pong', () => this.touch());
-    ws.on('error', (err) => this.close(`websocket error: ${err.message}`, err));
-    ws.on('close', (code, reason) => this.close(`connection closed by peer (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
+    wireWebSocket(ws, this, (data, isBinary) => this.onMessage(data, isBinary), () => this.touch());
   }
 
   get outboundBytes(): number {
@@ -53,13 +48,28 @@ export class WsSession extends BaseSession {
   }
 
   protected shutdown(abort: boolean): void {
-    if (abort || this.ws.readyState !== WebSocket.OPEN) {
-      this.ws.terminate();
-      return;
-    }
-    this.ws.close(1000);
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    endWebSocket(this.ws, abort);
   }
+}
+
+/** The events every WebSocket session needs: messages, liveness, errors and the close, into `session`. */
+export function wireWebSocket(ws: WebSocket, session: Pick<Session, 'close'>, onMessage: (data: RawData, isBinary: boolean) => void, touch: () => void): void {
+  ws.binaryType = 'nodebuffer';
+  ws.on('message', onMessage);
+  ws.on('ping', touch);
+  ws.on('pong', touch);
+  ws.on('error', (err) => session.close(`websocket error: ${err.message}`, err));
+  ws.on('close', (code, reason) => session.close(`connection closed by peer (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
+}
+
+/** Closes a session's WebSocket: at once when `abort`, else with a close frame (2 s at most). */
+export function endWebSocket(ws: WebSocket, abort: boolean): void {
+  if (abort || ws.readyState !== WebSocket.OPEN) {
+    ws.terminate();
+    return;
+  }
+  ws.close(1000);
+  setTimeout(() => ws.terminate(), 2000).unref();
 }
 
 export interface WsListenOptions extends SessionOptions {

@@ -1,6 +1,8 @@
 import type net from 'node:net';
 import { WebSocket, type RawData } from 'ws';
 import type { SessionOptions } from '../../net/session.js';
+import { endSocket } from '../../net/tcp.js';
+import { endWebSocket, wireWebSocket } from '../../net/ws.js';
 import { PomeloProtocolError } from './package.js';
 import { PomeloSession, type PomeloPortState } from './session.js';
 
@@ -41,13 +43,7 @@ export class PomeloTcpSession extends PomeloSession {
   }
 
   protected shutdown(abort: boolean): void {
-    if (abort || this.socket.destroyed) {
-      this.socket.destroy();
-      return;
-    }
-    this.socket.end();
-    // A peer that never reads would hold the socket open forever.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    endSocket(this.socket, abort);
   }
 }
 
@@ -62,12 +58,7 @@ export class PomeloWsSession extends PomeloSession {
     port: PomeloPortState,
   ) {
     super(remoteAddress, options, port);
-    ws.binaryType = 'nodebuffer';
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
-    ws.on('ping', () => this.touch());
-    ws.on('pong', () => this.touch());
-    ws.on('error', (err) => this.close(`websocket error: ${err.message}`, err));
-    ws.on('close', (code, reason) => this.close(`connection closed by peer (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
+    wireWebSocket(ws, this, (data, isBinary) => this.onMessage(data, isBinary), () => this.touch());
   }
 
   get outboundBytes(): number {
@@ -92,11 +83,6 @@ export class PomeloWsSession extends PomeloSession {
   }
 
   protected shutdown(abort: boolean): void {
-    if (abort || this.ws.readyState !== WebSocket.OPEN) {
-      this.ws.terminate();
-      return;
-    }
-    this.ws.close(1000);
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    endWebSocket(this.ws, abort);
   }
 }
