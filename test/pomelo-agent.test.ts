@@ -103,10 +103,26 @@ for (const transport of ['tcp', 'ws'] as const) {
     assert.equal(mesh.calls.find((x) => (x.req as Json)['text'] === 'notified')?.seq, 0);
     assert.equal(c.responses.size, before);
 
-    // The handshake token reaches backends the way a native Handshake's does: in the session.
     assert.equal(c.isClosed, false);
   });
 }
+
+test('pomelo ports: off by default, OS-picked with 0, registered in the agent\'s meta', async (t) => {
+  const defer = cleanupStack(t);
+  const mesh = await startPomeloMesh(defer);
+  const [desc] = (await mesh.agent.node.discovery.listServices('agent')).filter((d) => d.id === mesh.agent.node.id);
+  assert.ok(desc);
+  assert.equal(desc.meta['pomelo_ws'], mesh.agent.pomeloWsUrl);
+  assert.equal(desc.meta['pomelo_tcp'], mesh.agent.pomeloTcpAddress);
+  assert.match(mesh.agent.pomeloTcpAddress ?? '', /^127\.0\.0\.1:[1-9]\d*$/);
+  const plain = await startPomeloMesh(defer, { pomeloWsPort: undefined, pomeloTcpPort: null });
+  assert.equal(plain.agent.pomeloWsUrl, undefined);
+  assert.equal(plain.agent.pomeloTcpAddress, undefined);
+  const [plainDesc] = (await plain.agent.node.discovery.listServices('agent')).filter((d) => d.id === plain.agent.node.id);
+  assert.equal(plainDesc?.meta['pomelo_ws'], undefined);
+  assert.equal(plainDesc?.meta['pomelo_tcp'], undefined);
+  assert.ok(plainDesc?.meta['tcp'], 'the native ports are there as before');
+});
 
 test('pomelo: what the schema refuses gets pomelo\'s error response, and the connection stays up', async (t) => {
   const defer = cleanupStack(t);
