@@ -13,8 +13,12 @@ import Protocol from 'pomelo-protocol';
 import pomeloProtobuf from 'pomelo-protobuf';
 import { GameClient } from '../src/client/index.js';
 import { tcpTransport } from '../src/client-node/index.js';
+import { C } from '../src/gateway/messages.js';
+import { PomeloTable } from '../src/gateway/pomelo/table.js';
+import { PomeloTcpSession } from '../src/gateway/pomelo/transports.js';
+import { listenTcp } from '../src/net/tcp.js';
 import { cleanupStack } from './helpers/mesh.js';
-import { PM, startPomeloMesh, type PomeloMesh } from './helpers/pomelo-mesh.js';
+import { PM, pmRoutes, startPomeloMesh, type PomeloMesh } from './helpers/pomelo-mesh.js';
 import { PomeloTestClient, type Json } from './helpers/pomelo-client.js';
 import { waitFor } from './helpers/proc.js';
 
@@ -365,4 +369,31 @@ test('pomelo: protos in the handshake, and pomelo-protobuf bodies from the peer\
     assert.equal(r['code'], 500, `refused: ${junk.toString('hex')}`);
   }
   assert.equal(c.isClosed, false);
+});
+
+test('pomelo: a later, shorter heartbeat window never cuts a pomelo client below the period of its handshake', async (t) => {
+  // The session alone, on a real socket, with the agent's side played by the test.
+  const port = { table: new PomeloTable(pmRoutes()), protobuf: false };
+  const sessions: PomeloTcpSession[] = [];
+  const listener = await listenTcp<PomeloTcpSession>({ idleTimeoutMs: 5000, heartbeatMs: 0 }, (s) => {
+    sessions.push(s);
+    s.on('frame', (msgId) => {
+      if (msgId !== C.Handshake.id) return;
+      s.setTimeouts({ idleTimeoutMs: 1500 });
+      s.send(C.HandshakeAck.id, 1, C.HandshakeAck.encode({ version: 1, heartbeat_sec: 1, session_id: 'x', server_time_ms: 0 }));
+    });
+  }, (socket, opts) => new PomeloTcpSession(socket, opts, port));
+  t.after(() => listener.close());
+  const c = await PomeloTestClient.tcp(listener.host, listener.port);
+  t.after(() => c.destroy());
+  assert.equal((await c.handshake()).sys?.heartbeat, 1);
+  const s = sessions[0] as PomeloTcpSession;
+  // As the agent does when the period drops: the client was told 1 s and keeps to it.
+  s.setTimeouts({ idleTimeoutMs: 200 });
+  const silentSince = performance.now();
+  await new Promise((r) => setTimeout(r, 800));
+  assert.equal(c.isClosed, false, 'not cut at the new, shorter window');
+  await c.closed;
+  const ms = performance.now() - silentSince;
+  assert.ok(ms >= 1400 && ms < 4000, `cut after ${Math.round(ms)} ms of silence (the handshake's window is 1.5 s)`);
 });

@@ -75,6 +75,8 @@ export abstract class PomeloSession extends BaseSession {
   private refusal: { seq: number; message: string } | undefined;
   private unknownRoute: string | undefined;
   private lastHeartbeatReply = 0;
+  /** The idle window in force at the handshake: the heartbeat the client was told, which it cannot be told to change. */
+  private idleFloorMs = 0;
 
   constructor(
     remoteAddress: string,
@@ -84,6 +86,16 @@ export abstract class PomeloSession extends BaseSession {
     super(remoteAddress, options);
     this.table = port.table;
     this.decoder = new PackageDecoder((type, body) => this.onPackage(type, body), this.opts.maxFrame);
+  }
+
+  /**
+   * The agent shortens the idle window when the heartbeat period drops, and
+   * tells native clients so; a pomelo client keeps the period of its
+   * handshake, so its window never gets shorter than that one.
+   */
+  override setTimeouts(t: { idleTimeoutMs?: number; heartbeatMs?: number }): void {
+    const idle = t.idleTimeoutMs;
+    super.setTimeouts(idle !== undefined && idle > 0 && idle < this.idleFloorMs ? { ...t, idleTimeoutMs: this.idleFloorMs } : t);
   }
 
   /** Writes pomelo bytes as they are. */
@@ -157,6 +169,8 @@ export abstract class PomeloSession extends BaseSession {
   }
 
   private finishHandshake(ack: HandshakeAck): void {
+    // The agent set the window for this period just before its HandshakeAck.
+    this.idleFloorMs = this.opts.idleTimeoutMs;
     const t = this.table;
     const sys: Record<string, unknown> = { heartbeat: ack.heartbeat_sec, useDict: true, dictVersion: t.dictVersion };
     if (this.clientDictVersion !== t.dictVersion) {
