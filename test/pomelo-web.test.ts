@@ -264,7 +264,10 @@ test('the official pomelo browser client plays the demo through the pomelo WebSo
     assert.deepEqual((await pageState(alice.page)).kicks, [{ reason: 'logged in from another client', code: 9 }]);
     assert.deepEqual((await pageState(carol.page)).events, [], 'the other page is untouched');
 
-    assert.deepEqual([...alice.errors, ...carol.errors], []);
+    // After a kick, pomelo-client's heartbeat timer (never cleared on a close) may still write to the closed
+    // socket, which Chromium reports on the console: the vendor client's own behaviour, on the kicked page only.
+    const afterKick = 'console: WebSocket is already in CLOSING or CLOSED state.';
+    assert.deepEqual([...alice.errors.filter((e) => e !== afterKick), ...carol.errors], []);
   } catch (err) {
     t.diagnostic('cluster output (last 40 lines):');
     for (const line of output.split('\n').slice(-40)) t.diagnostic(line);
