@@ -111,11 +111,15 @@ process.on('exit', () => {
 /**
  * Starts `node <args>` and resolves when a stdout line matches `readyLine`.
  * stdout and stderr are drained (stderr is kept for error messages).
- * `execArgv` go before the script (e.g. `--cpu-prof`). stop() closes stdin,
+ * `execArgv` go before the script (e.g. `--cpu-prof`); `prefix` is a command
+ * that execs node (e.g. `ip netns exec NAME`). stop() closes stdin,
  * sends SIGTERM, and SIGKILLs after 5 s.
  */
-export function startNode(args: readonly string[], readyLine: RegExp, options: { execArgv?: readonly string[]; timeoutMs?: number } = {}): Promise<Child> {
-  const proc = spawn(process.execPath, [...(options.execArgv ?? []), ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+export function startNode(args: readonly string[], readyLine: RegExp, options: { execArgv?: readonly string[]; timeoutMs?: number; prefix?: readonly string[] } = {}): Promise<Child> {
+  const nodeArgs = [...(options.execArgv ?? []), ...args];
+  // `prefix` runs node through another command that execs it, e.g. `ip netns exec NAME`.
+  const [cmd, ...cmdArgs] = options.prefix && options.prefix.length > 0 ? [...options.prefix, process.execPath, ...nodeArgs] : [process.execPath, ...nodeArgs];
+  const proc = spawn(cmd as string, cmdArgs, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
   live.add(proc);
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   void exited.then(() => live.delete(proc));

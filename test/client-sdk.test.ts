@@ -1,13 +1,13 @@
 /**
- * The game-client SDK against a real agent and backend, over TCP and
- * WebSocket: handshake, typed requests, agent and backend errors, pushes and
+ * The game-client SDK against a real agent and backend, over TCP,
+ * WebSocket and KCP: handshake, typed requests, agent and backend errors, pushes and
  * broadcasts, the heartbeat keeping a client alive and the agent dropping a
  * silent one, request timeouts, kicks, and reconnecting to a restarted agent
  * with the onReconnect hook.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ClientError, GameClient, tcpTransport, wsTransportNode, type GameClientOptions, type Kick, type Transport } from '../src/client-node/index.js';
+import { ClientError, GameClient, kcpTransport, tcpTransport, wsTransportNode, type GameClientOptions, type Kick, type Transport } from '../src/client-node/index.js';
 import type { Agent } from '../src/gateway/agent.js';
 import { KickCode } from '../src/gateway/kick.js';
 import { EchoReq, EchoResp } from './helpers/echo.js';
@@ -15,15 +15,15 @@ import { emptyType, NO_HANDLER_ID, startGatewayMesh, UNROUTED_ID, type GatewayMe
 import { cleanupStack, type Defer } from './helpers/mesh.js';
 import { waitFor, within } from './helpers/proc.js';
 
-type Kind = 'tcp' | 'ws';
-const KINDS: readonly Kind[] = ['tcp', 'ws'];
+type Kind = 'tcp' | 'ws' | 'kcp';
+const KINDS: readonly Kind[] = ['tcp', 'ws', 'kcp'];
 
 /** Reads the agent's address on every call: after a restart it is the new agent (same ports). */
 function transportFor(kind: Kind, mesh: GatewayMesh): () => Transport {
   return () => {
     if (kind === 'ws') return wsTransportNode(mesh.agent.wsUrl ?? '');
-    const [host = '', port = ''] = (mesh.agent.tcpAddress ?? '').split(':');
-    return tcpTransport(host, Number(port));
+    const [host = '', port = ''] = ((kind === 'kcp' ? mesh.agent.kcpAddress : mesh.agent.tcpAddress) ?? '').split(':');
+    return kind === 'kcp' ? kcpTransport(host, Number(port)) : tcpTransport(host, Number(port));
   };
 }
 
@@ -162,7 +162,7 @@ for (const kind of KINDS) {
   });
 }
 
-test('the heartbeat keeps clients past 2 x heartbeat_sec; the agent drops silent ones (tcp and ws)', async (t) => {
+test('the heartbeat keeps clients past 2 x heartbeat_sec; the agent drops silent ones (every transport)', async (t) => {
   const defer = cleanupStack(t);
   const mesh = await startGatewayMesh(defer);
   const live = KINDS.map((kind) => makeClient(defer, kind, mesh));
@@ -171,10 +171,10 @@ test('the heartbeat keeps clients past 2 x heartbeat_sec; the agent drops silent
   for (const c of silent) c.onClose((info) => closedReasons.push(info.reason));
   await Promise.all([...live, ...silent].map((c) => c.connect()));
   const connectedAt = performance.now();
-  await waitOnline(mesh.agent, 4);
+  await waitOnline(mesh.agent, 2 * KINDS.length);
 
   // The agent's idle limit is 2 x 1 s + 1 s; give it time to notice.
-  await waitFor(() => closedReasons.length === 2, 5000, 'silent clients dropped');
+  await waitFor(() => closedReasons.length === KINDS.length, 5000, 'silent clients dropped');
   assert.ok(closedReasons.every((r) => /closed/.test(r)), closedReasons.join('; '));
   for (const c of silent) assert.equal(c.state, 'closed');
   assert.ok(performance.now() - connectedAt > 2000, 'live clients have been connected for over 2 x heartbeat_sec');
@@ -183,10 +183,10 @@ test('the heartbeat keeps clients past 2 x heartbeat_sec; the agent drops silent
     assert.ok(c.rttMs !== undefined, 'the heartbeat measured a round trip');
     assert.equal((await c.request(EchoReq, EchoResp, { text: 'still here', n: 1 })).n, 1);
   }
-  assert.equal(mesh.agent.online, 2);
+  assert.equal(mesh.agent.online, KINDS.length);
 });
 
-test('reconnect: the agent restarts on the same ports; clients come back, onReconnect re-logs in (tcp and ws)', async (t) => {
+test('reconnect: the agent restarts on the same ports; clients come back, onReconnect re-logs in (every transport)', async (t) => {
   const defer = cleanupStack(t);
   const mesh = await startGatewayMesh(defer);
   const hookCalls: string[] = [];
@@ -218,10 +218,10 @@ test('reconnect: the agent restarts on the same ports; clients come back, onReco
   const restarted = mesh.restartAgent(300);
   await Promise.all(inFlight);
   await restarted;
-  await waitFor(() => events.every((e) => e.reconnected === 1), 5000, 'both clients reconnected');
+  await waitFor(() => events.every((e) => e.reconnected === 1), 5000, 'every client reconnected');
 
   // A hook may run more than once: an attempt that drops mid-hook is retried (on a loaded machine, the new agent may still be settling).
-  assert.deepEqual([...new Set(hookCalls)].sort(), ['tcp', 'ws']);
+  assert.deepEqual([...new Set(hookCalls)].sort(), [...KINDS].sort());
   for (const [i, c] of clients.entries()) {
     const e = events[i] as (typeof events)[number];
     assert.deepEqual(e.kicks, [KickCode.SHUTDOWN], 'the old agent said it was shutting down');
@@ -233,7 +233,7 @@ test('reconnect: the agent restarts on the same ports; clients come back, onReco
     // The auth route works again: onReconnect's login bound the client on the new agent.
     assert.equal((await c.request(EchoResp, EchoResp, {})).text, `hello ${KINDS[i]}-user`);
   }
-  assert.equal(mesh.agent.online, 2);
+  assert.equal(mesh.agent.online, KINDS.length);
 });
 
 test('reconnect gives up after its retries and reports close', async (t) => {

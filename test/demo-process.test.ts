@@ -1,7 +1,7 @@
 /**
  * The demo cluster as real processes (demo/cluster.json through
- * startCluster, on free ports, its data in a temp dir): the load bots, the
- * terminal client, forged tokens, and kill -9 of the game service with the
+ * startCluster, on free ports, its data in a temp dir): the load bots (over
+ * WebSocket and over KCP), the terminal client, forged tokens, and kill -9 of the game service with the
  * players' acknowledged progress checked across the restart.
  */
 import assert from 'node:assert/strict';
@@ -98,6 +98,28 @@ test('the demo cluster: bots, forged tokens, the terminal client, and kill -9 of
     assert.match(run.stdout, /^earn gold +[1-9]\d* /m);
     assert.match(run.stderr, /logged in 20\/20 +playing 20 /);
     assert.doesNotMatch(output, /exited with code|killed by|restarting/, 'no service died');
+  });
+
+  await t.test('the bots play over KCP (UDP) as well', async (st) => {
+    const run = bot(defer, url, ['--clients', '10', '--duration', '3', '--kcp']);
+    const exit = await run.exited;
+    for (const line of run.stdout.trimEnd().split('\n')) st.diagnostic(line);
+    assert.equal(exit.code, 0, `bot failed:\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /^gamemesh bot: 10 clients over kcp,/m);
+    assert.match(run.stdout, /^errors: none$/m);
+    assert.match(run.stdout, /^earn gold +[1-9]\d* /m);
+  });
+
+  await t.test('the terminal client over KCP', async () => {
+    const term = new Proc('client', process.execPath, [BIN, 'client', '--login', url, '--user', 'term-kcp', '--kcp']);
+    defer(() => term.stop());
+    await term.waitForStdout(/^welcome, term-kcp: level 1, 0 gold\. \d+ in chat/m, 15_000);
+    term.child.stdin?.write('hello over udp\n/gold\n');
+    await term.waitForStdout(/\[world\] term-kcp \(you\): hello over udp$/m, 5000);
+    await term.waitForStdout(/^\+10 gold: you have 10 gold \(level 1\)$/m, 5000);
+    term.child.stdin?.write('/quit\n');
+    assert.equal((await term.exited).code, 0, term.stderr);
+    assert.equal(term.stderr, '');
   });
 
   await t.test('forged, expired and algorithm-swapped tokens are refused and bind nothing', async () => {

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { loginEndpoint } from '../play/login.js';
+import type { TransportKind } from '../play/player.js';
 import { runBot, type BotPlan, type RunClock } from './bot.js';
 import { Limit } from './limit.js';
 import { progressLine, summary } from './report.js';
@@ -19,7 +20,7 @@ import { Recorder } from './stats.js';
  */
 const LOGINS_IN_FLIGHT = 8;
 
-const HELP = `usage: gamemesh bot --login URL [--clients N] [--duration S] [--ramp S] [--tcp]
+const HELP = `usage: gamemesh bot --login URL [--clients N] [--duration S] [--ramp S] [--tcp | --kcp]
                     [--timeout S] [--password P]
 
 Logs in N players named bot-<run>-<i>; each enters the game and the chat
@@ -35,6 +36,7 @@ latencies (p50, p95, p99) at the end. Exits 1 if there were errors.
   --ramp S        the logins start spread over this many seconds, at most
                   ${LOGINS_IN_FLIGHT} at a time (default: clients/50, at most 30)
   --tcp           connect to the agents over TCP instead of WebSocket
+  --kcp           connect to the agents over KCP (UDP) instead of WebSocket
   --timeout S     seconds a request may take before it counts as an error (default 10)
   --password P    the bots' password (default "bot-password")
 
@@ -48,7 +50,7 @@ interface Options {
   clients: number;
   durationSec: number;
   rampSec: number;
-  transport: 'ws' | 'tcp';
+  transport: TransportKind;
   timeoutSec: number;
   password: string;
 }
@@ -78,6 +80,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       duration: { type: 'string' },
       ramp: { type: 'string' },
       tcp: { type: 'boolean' },
+      kcp: { type: 'boolean' },
       timeout: { type: 'string' },
       password: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -85,6 +88,7 @@ function parseOptions(argv: string[]): Options | 'help' {
   });
   if (values.help) return 'help';
   if (!values.login) throw new Error('--login URL is required (e.g. http://127.0.0.1:8080)');
+  if (values.tcp && values.kcp) throw new Error('--tcp and --kcp exclude each other');
   const clients = number(values.clients, 'clients', 10, 1, 100_000, true);
   const durationSec = number(values.duration, 'duration', 20, 1, 86_400, false);
   const rampSec = number(values.ramp, 'ramp', Math.min(clients / 50, 30), 0, 3600, false);
@@ -93,7 +97,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     clients,
     durationSec,
     rampSec,
-    transport: values.tcp ? 'tcp' : 'ws',
+    transport: values.tcp ? 'tcp' : values.kcp ? 'kcp' : 'ws',
     timeoutSec: number(values.timeout, 'timeout', 10, 0.1, 600, false),
     password: values.password ?? 'bot-password',
   };

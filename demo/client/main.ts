@@ -14,7 +14,7 @@ import { backendLine, chatLine, earnedLine, errorLine, kickLine, levelLine, prin
 
 const DEFAULT_PASSWORD = 'demo-password';
 
-const HELP = `usage: gamemesh client --login URL --user NAME [--password P] [--tcp]
+const HELP = `usage: gamemesh client --login URL --user NAME [--password P] [--tcp | --kcp]
 
 The demo game in a terminal: logs in, enters the game and the world chat.
 Type to chat; commands:
@@ -24,6 +24,7 @@ ${HELP_TEXT.replace(/^/gm, '  ')}
   --user NAME     account (the demo login registers new names on first use)
   --password P    default: $GAMEMESH_PASSWORD, else "${DEFAULT_PASSWORD}"
   --tcp           connect to the agent over TCP instead of WebSocket
+  --kcp           connect to the agent over KCP (UDP) instead of WebSocket
 `;
 
 interface Options {
@@ -62,12 +63,13 @@ function parseOptions(argv: string[]): Options | 'help' {
   const { values } = parseArgs({
     args: argv,
     strict: true,
-    options: { login: { type: 'string' }, user: { type: 'string' }, password: { type: 'string' }, tcp: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: { login: { type: 'string' }, user: { type: 'string' }, password: { type: 'string' }, tcp: { type: 'boolean' }, kcp: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help) return 'help';
   if (!values.login) throw new Error('--login URL is required (e.g. http://127.0.0.1:8080)');
   if (!values.user) throw new Error('--user NAME is required');
-  return { url: values.login, user: values.user, password: values.password ?? process.env['GAMEMESH_PASSWORD'] ?? DEFAULT_PASSWORD, transport: values.tcp ? 'tcp' : 'ws' };
+  if (values.tcp && values.kcp) throw new Error('--tcp and --kcp exclude each other');
+  return { url: values.login, user: values.user, password: values.password ?? process.env['GAMEMESH_PASSWORD'] ?? DEFAULT_PASSWORD, transport: values.tcp ? 'tcp' : values.kcp ? 'kcp' : 'ws' };
 }
 
 async function play(account: LoginResult, transport: TransportKind, relogin: () => Promise<LoginResult>): Promise<number> {

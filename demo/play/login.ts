@@ -3,7 +3,7 @@
 export interface LoginResult {
   readonly account: string;
   readonly token: string;
-  readonly agent: { readonly tcp?: string; readonly ws?: string };
+  readonly agent: { readonly tcp?: string; readonly ws?: string; readonly kcp?: string };
 }
 
 /** A login that did not give a token. `status` is the HTTP status, 0 when there was no answer at all. */
@@ -62,12 +62,13 @@ export async function login(url: string | URL, account: string, password: string
 }
 
 function parseReply(body: unknown, status: number): LoginResult {
-  const r = body as { account?: unknown; token?: unknown; agent?: { tcp?: unknown; ws?: unknown } } | null;
+  const r = body as { account?: unknown; token?: unknown; agent?: { tcp?: unknown; ws?: unknown; kcp?: unknown } } | null;
   if (typeof r?.token !== 'string' || typeof r.account !== 'string' || typeof r.agent !== 'object' || r.agent === null) {
     throw new LoginError(status, 'the login answer lacks the token, account or agent');
   }
-  const agent: { tcp?: string; ws?: string } = {};
+  const agent: { tcp?: string; ws?: string; kcp?: string } = {};
   if (typeof r.agent.tcp === 'string') agent.tcp = r.agent.tcp;
   if (typeof r.agent.ws === 'string') agent.ws = r.agent.ws;
+  if (typeof r.agent.kcp === 'string') agent.kcp = r.agent.kcp;
   return { account: r.account, token: r.token, agent };
 }

@@ -1,10 +1,10 @@
 /** Connecting a logged-in player to its agent and into the game and the chat; shared by the terminal client and the bots. */
 import { GameClient, type GameClientOptions, type TransportFactory } from '../../src/client/index.js';
-import { tcpTransport, wsTransportNode } from '../../src/client-node/index.js';
+import { kcpTransport, tcpTransport, wsTransportNode } from '../../src/client-node/index.js';
 import { EnterGameReq, EnterGameResp, JoinChatReq, JoinChatResp, type Player } from '../gen/index.js';
 import type { LoginResult } from './login.js';
 
-export type TransportKind = 'ws' | 'tcp';
+export type TransportKind = 'ws' | 'tcp' | 'kcp';
 
 /** The agent address login gave, as a transport factory; throws when the agent does not offer that transport. */
 export function agentTransport(agent: LoginResult['agent'], kind: TransportKind): TransportFactory {
@@ -13,13 +13,13 @@ export function agentTransport(agent: LoginResult['agent'], kind: TransportKind)
     if (!url) throw new Error('the agent login picked has no WebSocket port; try --tcp');
     return () => wsTransportNode(url);
   }
-  const addr = agent.tcp;
+  const addr = kind === 'kcp' ? agent.kcp : agent.tcp;
   const colon = addr ? addr.lastIndexOf(':') : -1;
-  if (!addr || colon <= 0) throw new Error('the agent login picked has no TCP port; leave out --tcp');
+  if (!addr || colon <= 0) throw new Error(kind === 'kcp' ? 'the agent login picked has no KCP port; leave out --kcp' : 'the agent login picked has no TCP port; leave out --tcp');
   // An IPv6 host comes as [::1]:port.
   const host = addr.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
   const port = Number(addr.slice(colon + 1));
-  return () => tcpTransport(host, port);
+  return kind === 'kcp' ? () => kcpTransport(host, port) : () => tcpTransport(host, port);
 }
 
 export interface Entered {

@@ -5,6 +5,7 @@ const FLAGS = {
   host: { type: 'string', default: '127.0.0.1', description: 'interface the client ports listen on' },
   'tcp-port': { type: 'integer', default: 0, description: 'client TCP port (0: the OS picks; -1: off)' },
   'ws-port': { type: 'integer', default: 0, description: 'client WebSocket port (0: the OS picks; -1: off)' },
+  'kcp-port': { type: 'integer', default: -1, description: 'client KCP (UDP) port (0: the OS picks; -1: off)' },
   'ws-path': { type: 'string', default: '/', description: 'WebSocket path' },
   'pomelo-ws-port': { type: 'integer', default: -1, description: 'pomelo WebSocket port for pomelo/pinus clients (0: the OS picks; -1: off)' },
   'pomelo-tcp-port': { type: 'integer', default: -1, description: 'pomelo raw TCP ("hybrid") port for pomelo/pinus clients (0: the OS picks; -1: off)' },
@@ -36,6 +37,7 @@ export function main(argv: string[]): Promise<number> {
         host: values.host,
         tcpPort: port(values['tcp-port']),
         wsPort: port(values['ws-port']),
+        kcpPort: port(values['kcp-port']),
         wsPath: values['ws-path'],
         pomeloWsPort: port(values['pomelo-ws-port']),
         pomeloTcpPort: port(values['pomelo-tcp-port']),
@@ -50,8 +52,9 @@ export function main(argv: string[]): Promise<number> {
         backendGone: gone,
       });
       await agent.start();
+      const kcp = agent.kcpAddress ? ` kcp=${agent.kcpAddress}` : '';
       const pomelo = agent.pomeloWsUrl || agent.pomeloTcpAddress ? ` pomelo-ws=${agent.pomeloWsUrl ?? '-'} pomelo-tcp=${agent.pomeloTcpAddress ?? '-'}` : '';
-      process.stdout.write(`agent ${agent.node.id} listening tcp=${agent.tcpAddress ?? '-'} ws=${agent.wsUrl ?? '-'}${pomelo}\n`);
+      process.stdout.write(`agent ${agent.node.id} listening tcp=${agent.tcpAddress ?? '-'} ws=${agent.wsUrl ?? '-'}${kcp}${pomelo}\n`);
       return agent;
     },
   });

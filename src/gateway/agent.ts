@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../log/index.js';
+import { listenKcp, type KcpListener } from '../net/kcp/listener.js';
 import type { Session } from '../net/session.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
 import { listenWs, type WsListener } from '../net/ws.js';
@@ -23,6 +24,8 @@ export interface AgentOptions {
   /** 0 lets the OS pick; null turns the transport off. */
   tcpPort?: number | null;
   wsPort?: number | null;
+  /** KCP over UDP: off unless given; 0 lets the OS pick. */
+  kcpPort?: number | null;
   wsPath?: string;
   /** The pomelo protocol (docs/pomelo.md), off unless set: 0 lets the OS pick. */
   pomeloWsPort?: number | null;
@@ -59,8 +62,8 @@ export interface AgentStats {
 }
 
 /**
- * The gateway: the only process clients touch. It holds their TCP and
- * WebSocket connections, routes their messages to backends by the route
+ * The gateway: the only process clients touch. It holds their TCP,
+ * WebSocket and KCP connections, routes their messages to backends by the route
  * table, keeps their bindings and session data, and relays backend replies,
  * pushes and broadcasts back.
  */
@@ -78,6 +81,7 @@ export class Agent {
   private tcp: TcpListener | undefined;
   private ws: WsListener | undefined;
   private pomelo: PomeloPorts | undefined;
+  private kcp: KcpListener | undefined;
   private cloud: CloudConfig | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
   private reportedOnline = -1;
@@ -114,6 +118,15 @@ export class Agent {
     return this.pomelo?.tcpAddress;
   }
 
+  get kcpAddress(): string | undefined {
+    return this.kcp ? `${this.kcp.host}:${this.kcp.port}` : undefined;
+  }
+
+  /** The KCP listener's counters (dropped datagrams by cause), when KCP is on. */
+  get kcpStats(): KcpListener['stats'] | undefined {
+    return this.kcp?.stats;
+  }
+
   get online(): number {
     return this.clients.size;
   }
@@ -132,11 +145,12 @@ export class Agent {
     };
     if (this.opts.tcpPort !== null) this.tcp = await listenTcp({ ...sessionOpts, host, port: this.opts.tcpPort ?? 0 }, (s) => this.accept(s));
     if (this.opts.wsPort !== null) this.ws = await listenWs({ ...sessionOpts, host, port: this.opts.wsPort ?? 0, path: this.opts.wsPath }, (s, req) => this.accept(s, req));
+    if (this.opts.kcpPort != null) this.kcp = await listenKcp({ ...sessionOpts, host, port: this.opts.kcpPort }, (s) => this.accept(s));
     try {
       const pomelo = { host, wsPort: this.opts.pomeloWsPort, tcpPort: this.opts.pomeloTcpPort, protobuf: this.opts.pomeloProtobuf, session: sessionOpts };
       this.pomelo = await PomeloPorts.start(pomelo, this.routes, (s, req) => this.accept(s, req));
     } catch (err) {
-      await Promise.all([this.tcp?.close(), this.ws?.close()]);
+      await Promise.all([this.tcp?.close(), this.ws?.close(), this.kcp?.close()]);
       throw err;
     }
     const wan = this.node.config.wanip;
@@ -144,6 +158,7 @@ export class Agent {
       ...this.pomelo?.meta(wan),
       ...(this.tcp ? { tcp: `${wan || this.tcp.host}:${this.tcp.port}` } : {}),
       ...(this.ws ? { ws: `ws://${wan || this.ws.host}:${this.ws.port}${this.opts.wsPath ?? '/'}` } : {}),
+      ...(this.kcp ? { kcp: `${wan || this.kcp.host}:${this.kcp.port}` } : {}),
       capacity: String(this.opts.capacity ?? 10_000),
       online: '0',
     });
@@ -153,13 +168,13 @@ export class Agent {
       else this.applyRoutes(this.opts.routes);
     } catch (err) {
       // Close the client ports too, or they keep the process alive after a failed start.
-      await Promise.all([this.tcp?.close(), this.ws?.close(), this.pomelo?.close()]);
+      await Promise.all([this.tcp?.close(), this.ws?.close(), this.kcp?.close(), this.pomelo?.close()]);
       await this.node.stop();
       throw err;
     }
     this.reportTimer = setInterval(() => this.reportOnline(), 1000);
     this.reportTimer.unref();
-    this.log.info({ tcp: this.tcpAddress, ws: this.wsUrl, pomeloWs: this.pomeloWsUrl, pomeloTcp: this.pomeloTcpAddress, routes: this.routes.size }, 'agent listening');
+    this.log.info({ tcp: this.tcpAddress, ws: this.wsUrl, kcp: this.kcpAddress, pomeloWs: this.pomeloWsUrl, pomeloTcp: this.pomeloTcpAddress, routes: this.routes.size }, 'agent listening');
     return this;
   }
 
@@ -375,7 +390,7 @@ export class Agent {
     this.stopping = true;
     if (this.reportTimer) clearInterval(this.reportTimer);
     for (const c of [...this.clients.values()]) c.kick(KickCode.SHUTDOWN, 'the agent is shutting down');
-    await Promise.all([this.tcp?.close(), this.ws?.close(), this.pomelo?.close()]);
+    await Promise.all([this.tcp?.close(), this.ws?.close(), this.kcp?.close(), this.pomelo?.close()]);
     this.cloud?.close();
     await this.node.stop();
   }

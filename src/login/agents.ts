@@ -10,6 +10,8 @@ export interface AgentEndpoints {
   readonly tcp?: string;
   /** ws://host:port/path, when the agent has one. */
   readonly ws?: string;
+  /** host:port of the client KCP (UDP) port, when the agent has one. */
+  readonly kcp?: string;
   /** The pomelo ports (docs/pomelo.md), when the agent has them: ws://host:port/ and host:port. */
   readonly pomelo_ws?: string;
   readonly pomelo_tcp?: string;
@@ -61,7 +63,7 @@ function candidate(desc: ServiceDesc, pending: number): { choice: AgentChoice; l
   const online = readCount(desc.meta['online'], 0);
   const capacity = readCount(desc.meta['capacity'], DEFAULT_CAPACITY);
   const ends = agentEndpoints(desc);
-  if (online === undefined || capacity === undefined || (!ends.tcp && !ends.ws)) return undefined;
+  if (online === undefined || capacity === undefined || (!ends.tcp && !ends.ws && !ends.kcp)) return undefined;
   const expected = online + pending;
   if (expected >= capacity) return undefined;
   return { choice: { id: desc.id, ...ends, online, capacity }, load: expected / capacity };
@@ -72,11 +74,12 @@ export function agentEndpoints(desc: ServiceDesc): AgentEndpoints {
   const wan = desc.meta['wan'];
   const tcp = desc.meta['tcp'] || undefined;
   const ws = desc.meta['ws'] || undefined;
+  const kcp = desc.meta['kcp'] || undefined;
   const pomeloWs = desc.meta['pomelo_ws'] || undefined;
   const pomeloTcp = desc.meta['pomelo_tcp'] || undefined;
   const pomelo = (w: string | undefined, t: string | undefined) => ({ ...(w ? { pomelo_ws: w } : {}), ...(t ? { pomelo_tcp: t } : {}) });
-  if (!wan) return { tcp, ws, ...pomelo(pomeloWs, pomeloTcp) };
-  return { tcp: tcp && replaceHostPort(tcp, wan), ws: ws && replaceUrlHost(ws, wan), ...pomelo(pomeloWs && replaceUrlHost(pomeloWs, wan), pomeloTcp && replaceHostPort(pomeloTcp, wan)) };
+  if (!wan) return { tcp, ws, kcp, ...pomelo(pomeloWs, pomeloTcp) };
+  return { tcp: tcp && replaceHostPort(tcp, wan), ws: ws && replaceUrlHost(ws, wan), kcp: kcp && replaceHostPort(kcp, wan), ...pomelo(pomeloWs && replaceUrlHost(pomeloWs, wan), pomeloTcp && replaceHostPort(pomeloTcp, wan)) };
 }
 
 export interface AgentPickerOptions {

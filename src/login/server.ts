@@ -55,7 +55,7 @@ export interface LoginReply {
   /** Milliseconds since the epoch. */
   expiresAt: number;
   /** The pomelo addresses only when the agent has pomelo ports. */
-  agent: { tcp?: string; ws?: string; pomelo_ws?: string; pomelo_tcp?: string };
+  agent: { tcp?: string; ws?: string; kcp?: string; pomelo_ws?: string; pomelo_tcp?: string };
   account: string;
   /** The account was registered by this login (demo mode). */
   created: boolean;
@@ -162,7 +162,7 @@ async function login(ctx: Handler, req: IncomingMessage): Promise<LoginReply> {
   const { token, expiresAt } = await issueToken({ sub: name, name }, ctx.key, { ttlSec: ctx.ttlSec });
   ctx.log.debug({ account: name, agent: agent.id }, 'login');
   const pomelo = { ...(agent.pomelo_ws ? { pomelo_ws: agent.pomelo_ws } : {}), ...(agent.pomelo_tcp ? { pomelo_tcp: agent.pomelo_tcp } : {}) };
-  return { token, expiresAt, agent: { tcp: agent.tcp, ws: agent.ws, ...pomelo }, account: name, created: auth.created };
+  return { token, expiresAt, agent: { tcp: agent.tcp, ws: agent.ws, kcp: agent.kcp, ...pomelo }, account: name, created: auth.created };
 }
 
 function methodNotAllowed(req: IncomingMessage, allow: string): HttpError {

@@ -1,16 +1,16 @@
 import { EventEmitter } from 'node:events';
 import { definedOnly } from './options.js';
-import { allocSessionId, HEARTBEAT_MSG_ID, SESSION_DEFAULTS, type Session, type SessionEvents, type SessionOptions } from './session.js';
+import { allocSessionId, HEARTBEAT_MSG_ID, SESSION_DEFAULTS, type Session, type SessionEvents, type SessionOptions, type SessionTransport } from './session.js';
 
 const EMPTY = new Uint8Array(0);
 
 /**
- * What TCP and WebSocket sessions share: the close-once state machine, the
+ * What TCP, WebSocket and KCP sessions share: the close-once state machine, the
  * outbound cap, and one timer that does both idle detection and heartbeats.
  */
 export abstract class BaseSession extends EventEmitter<SessionEvents> implements Session {
   readonly id = allocSessionId();
-  abstract readonly transport: 'tcp' | 'ws';
+  abstract readonly transport: SessionTransport;
   protected readonly opts: Required<SessionOptions>;
   private closedFlag = false;
   private lastRecv = Date.now();

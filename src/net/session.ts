@@ -21,6 +21,9 @@ export const SESSION_DEFAULTS: Required<SessionOptions> = {
   heartbeatMs: 10_000,
 };
 
+/** How a session reaches its peer. */
+export type SessionTransport = 'tcp' | 'ws' | 'kcp';
+
 export interface SessionEvents {
   frame: [msgId: number, seq: number, body: Buffer];
   close: [reason: string, error: Error | undefined];
@@ -33,7 +36,7 @@ export interface SessionEvents {
  */
 export interface Session extends EventEmitter<SessionEvents> {
   readonly id: number;
-  readonly transport: 'tcp' | 'ws';
+  readonly transport: SessionTransport;
   readonly remoteAddress: string;
   readonly closed: boolean;
   /** Bytes waiting to be written. */

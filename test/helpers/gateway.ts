@@ -1,6 +1,6 @@
 /**
  * An in-process gateway setup for client tests: a discovery server, an echo
- * backend behind GatewayBackend, and an Agent routing to it, all on
+ * backend behind GatewayBackend, and an Agent (TCP, WebSocket and KCP) routing to it, all on
  * 127.0.0.1 and stopped after the test. And, for the acceptance tests with
  * real processes: `gamemesh agent` and the gw-backend fixture as processes,
  * route pushes through the CLI, process memory, and a raw TCP client.
@@ -52,7 +52,7 @@ export interface GatewayMesh {
 }
 
 function agentOptions(sdaddr: string, extra: AgentOptions = {}): AgentOptions {
-  return { node: { config: { sdaddr }, logger: silent, shutdownTimeoutMs: 500 }, routes: ROUTES, heartbeatSec: 1, ...extra };
+  return { node: { config: { sdaddr }, logger: silent, shutdownTimeoutMs: 500 }, routes: ROUTES, heartbeatSec: 1, kcpPort: 0, ...extra };
 }
 
 /** Waits until the agent and the backend are linked both ways. */
@@ -102,11 +102,12 @@ export async function startGatewayMesh(defer: Defer): Promise<GatewayMesh> {
     async restartAgent(betweenMs = 0) {
       const [host, port] = (agent.tcpAddress ?? '').split(':');
       const wsPort = Number(new URL(agent.wsUrl ?? '').port);
+      const kcpPort = Number((agent.kcpAddress ?? '').split(':')[1]);
       await agent.stop();
       if (betweenMs > 0) await sleep(betweenMs);
       // A test that failed meanwhile has run its cleanup: an agent started now would never be stopped.
       if (stopped) throw new Error('the mesh was stopped during restartAgent');
-      agent = await new Agent(agentOptions(sdaddr, { host, tcpPort: Number(port), wsPort })).start();
+      agent = await new Agent(agentOptions(sdaddr, { host, tcpPort: Number(port), wsPort, kcpPort })).start();
       await linked(agent, backendNode);
       return agent;
     },
@@ -123,13 +124,15 @@ export interface AgentProc {
   host: string;
   tcpPort: number;
   wsUrl: string;
+  /** When started with --kcp-port. */
+  kcpPort?: number;
 }
 
-/** Spawns `gamemesh agent` on 127.0.0.1 (both transports, OS-picked ports); killed after the test. */
+/** Spawns `gamemesh agent` on 127.0.0.1 (both transports, OS-picked ports; KCP too with `--kcp-port 0`); killed after the test. */
 export async function spawnAgent(t: Cleanup, sdaddr: string, args: readonly string[] = []): Promise<AgentProc> {
   const proc = spawnNode(t, BIN, ['agent', '--sdaddr', sdaddr, '--host', '127.0.0.1', '--listen', '127.0.0.1:0', '--loglevel', 'warn', ...args], 'gamemesh agent');
-  const m = await proc.waitForStdout(/agent (\S+) listening tcp=(\S+):(\d+) ws=(\S+)\n/, 10_000);
-  return { proc, id: m[1] as string, host: m[2] as string, tcpPort: Number(m[3]), wsUrl: m[4] as string };
+  const m = await proc.waitForStdout(/agent (\S+) listening tcp=(\S+):(\d+) ws=(\S+?)(?: kcp=\S+:(\d+))?\n/, 10_000);
+  return { proc, id: m[1] as string, host: m[2] as string, tcpPort: Number(m[3]), wsUrl: m[4] as string, ...(m[5] ? { kcpPort: Number(m[5]) } : {}) };
 }
 
 /** A test/fixtures/gw-backend.ts process. */
