@@ -14,9 +14,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { startCluster, type Cluster } from '../src/up/supervisor.js';
+import type { Cluster } from '../src/up/supervisor.js';
 import { chromiumMissing, launchChromium } from './helpers/browser.js';
-import { freePort, ROOT, waitFor } from './helpers/proc.js';
+import { startDemoCluster } from './helpers/demo-cluster.js';
+import { ROOT, waitFor } from './helpers/proc.js';
 
 const BUNDLE = path.join(ROOT, 'demo', 'web', 'app.js');
 const PAGE_SOURCE = path.join(ROOT, 'demo', 'web-src', 'app.ts');
@@ -45,18 +46,8 @@ test('demo web page: two players log in, chat, whisper and level up', { skip: no
   });
 
   try {
-    const sdPort = await freePort();
-    let httpPort = await freePort();
-    while (httpPort === sdPort) httpPort = await freePort();
     // The demo's own file; ${data} moves discovery's and the game's files out of the package.
-    cluster = startCluster(path.join(ROOT, 'demo', 'cluster.json'), {
-      cwd: ROOT,
-      vars: { sdaddr: `127.0.0.1:${sdPort}`, http: `127.0.0.1:${httpPort}`, data: path.join(tmp, 'data') },
-      color: false,
-      stopTimeoutMs: 5000,
-      write: (text) => (output += text),
-    });
-    await cluster.ready;
+    cluster = (await startDemoCluster(path.join(tmp, 'data'), { color: false, stopTimeoutMs: 5000, write: (text) => (output += text) })).cluster;
     const url = cluster.urls[0];
     assert.ok(url, 'the cluster file names the page URL');
 

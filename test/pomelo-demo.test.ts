@@ -14,11 +14,11 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { GameClient } from '../src/client/index.js';
 import { tcpTransport } from '../src/client-node/index.js';
-import { startCluster, type Cluster } from '../src/up/supervisor.js';
 import { ChatMsg, ChatSendReq, ChatSendResp, EnterGameReq, EnterGameResp, JoinChatReq, JoinChatResp } from '../demo/gen/index.js';
 import { cleanupStack } from './helpers/mesh.js';
 import { PomeloTestClient, type Json } from './helpers/pomelo-client.js';
-import { freePort, ROOT, waitFor } from './helpers/proc.js';
+import { startDemoCluster } from './helpers/demo-cluster.js';
+import { waitFor } from './helpers/proc.js';
 
 interface LoginBody {
   token: string;
@@ -35,18 +35,11 @@ test('the demo through the pomelo TCP port: game, chat with a native client, dup
   const defer = cleanupStack(t);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gamemesh-pomelo-demo-'));
   defer(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const [sdPort, httpPort] = [await freePort(), await freePort()];
   let output = '';
-  const cluster: Cluster = startCluster(path.join(ROOT, 'demo', 'cluster.json'), {
-    cwd: ROOT,
-    vars: { sdaddr: `127.0.0.1:${sdPort}`, http: `127.0.0.1:${httpPort}`, data: dir },
-    color: false,
-    write: (s) => (output += s),
-    restartDelayMs: 200,
-    stopTimeoutMs: 5000,
-  });
-  defer(() => cluster.stop());
-  await cluster.ready.catch((err: Error) => assert.fail(`${err.message}\n${output.slice(-3000)}`));
+  // A failed start stops what it started; a started cluster is stopped after the test.
+  const started = await startDemoCluster(dir, { color: false, write: (s) => (output += s), restartDelayMs: 200, stopTimeoutMs: 5000 }).catch((err: Error) => assert.fail(`${err.message}\n${output.slice(-3000)}`));
+  defer(() => started.cluster.stop());
+  const { httpPort } = started;
   const url = `http://127.0.0.1:${httpPort}`;
   try {
     const ann = await login(url, 'pomelo-ann');
@@ -98,7 +91,7 @@ test('the demo through the pomelo TCP port: game, chat with a native client, dup
     await waitFor(() => nativeChat.includes('pomelo-ann:hi bob, from pomelo'), 5000, 'the pomelo chat at the native client');
 
     // kill -9 of social in the middle of chat traffic.
-    const social = cluster.services.find((s) => s.name === 'social') ?? assert.fail('no social service');
+    const social = started.cluster.services.find((s) => s.name === 'social') ?? assert.fail('no social service');
     const pid = social.pid ?? assert.fail('social has no pid');
     const answers: Json[] = [];
     let chatting = true;

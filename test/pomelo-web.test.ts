@@ -25,11 +25,12 @@ import { GameClient } from '../src/client/index.js';
 import { tcpTransport } from '../src/client-node/index.js';
 import { DiscoveryClient } from '../src/discovery/client.js';
 import { HEARTBEAT_KEY } from '../src/gateway/routes.js';
-import { startCluster, type Cluster } from '../src/up/supervisor.js';
+import type { Cluster } from '../src/up/supervisor.js';
 import { ChatMsg, ChatSendReq, ChatSendResp, EnterGameReq, EnterGameResp, JoinChatReq, JoinChatResp } from '../demo/gen/index.js';
 import { chromiumMissing, launchChromium } from './helpers/browser.js';
 import { PomeloTestClient } from './helpers/pomelo-client.js';
-import { freePort, ROOT, waitFor } from './helpers/proc.js';
+import { startDemoCluster } from './helpers/demo-cluster.js';
+import { ROOT, waitFor } from './helpers/proc.js';
 
 const VENDOR_CLIENT = path.join(ROOT, '..', 'shared', 'vendor', 'pomelo-jsclient-websocket', 'pomelo-client.js');
 const PROTOCOL_JS = path.join(ROOT, 'node_modules', 'pomelo-protocol', 'lib', 'protocol.js');
@@ -182,17 +183,9 @@ test('the official pomelo browser client plays the demo through the pomelo WebSo
     rmSync(tmp, { recursive: true, force: true });
   });
   try {
-    const sdPort = await freePort();
-    let httpPort = await freePort();
-    while (httpPort === sdPort) httpPort = await freePort();
-    cluster = startCluster(path.join(ROOT, 'demo', 'cluster.json'), {
-      cwd: ROOT,
-      vars: { sdaddr: `127.0.0.1:${sdPort}`, http: `127.0.0.1:${httpPort}`, data: path.join(tmp, 'data') },
-      color: false,
-      stopTimeoutMs: 5000,
-      write: (text) => (output += text),
-    });
-    await cluster.ready;
+    const started = await startDemoCluster(path.join(tmp, 'data'), { color: false, stopTimeoutMs: 5000, write: (text) => (output += text) });
+    cluster = started.cluster;
+    const { sdPort, httpPort } = started;
     const loginUrl = `http://127.0.0.1:${httpPort}/`;
     pages = await servePages();
     const base = pages.base;
