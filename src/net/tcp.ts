@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { FrameDecoder, FrameError, HEADER_BYTES, writeHeader } from '../wire/frame.js';
 import { BaseSession } from './base-session.js';
-import type { SessionOptions } from './session.js';
+import type { Session, SessionOptions } from './session.js';
 
 /** Frames smaller than this are copied into one buffer per flush; larger ones are written as they are. */
 const COALESCE_LIMIT = 16 * 1024;
@@ -78,15 +78,20 @@ export class TcpSession extends BaseSession {
   }
 
   protected shutdown(abort: boolean): void {
-    if (abort || this.socket.destroyed) {
-      this.socket.destroy();
-      return;
-    }
-    this.flush();
-    this.socket.end();
-    // A peer that never reads would hold the socket open forever.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    if (!abort) this.flush();
+    endSocket(this.socket, abort);
   }
+}
+
+/** Ends a session's socket: at once when `abort`, else after what is queued (2 s at most). */
+export function endSocket(socket: net.Socket, abort: boolean): void {
+  if (abort || socket.destroyed) {
+    socket.destroy();
+    return;
+  }
+  socket.end();
+  // A peer that never reads would hold the socket open forever.
+  setTimeout(() => socket.destroy(), 2000).unref();
 }
 
 export interface TcpListenOptions extends SessionOptions {
@@ -96,21 +101,26 @@ export interface TcpListenOptions extends SessionOptions {
   maxConnections?: number;
 }
 
-export interface TcpListener {
+export interface TcpListener<S extends Session = TcpSession> {
   readonly host: string;
   readonly port: number;
-  readonly sessions: ReadonlySet<TcpSession>;
+  readonly sessions: ReadonlySet<S>;
   close(): Promise<void>;
 }
 
-export function listenTcp(options: TcpListenOptions, onSession: (s: TcpSession) => void): Promise<TcpListener> {
-  const sessions = new Set<TcpSession>();
+/** `create` lets another protocol over TCP (the gateway's pomelo port) reuse the listener. */
+export function listenTcp<S extends Session = TcpSession>(
+  options: TcpListenOptions,
+  onSession: (s: NoInfer<S>) => void,
+  create: (socket: net.Socket, options: SessionOptions) => S = (socket, opts) => new TcpSession(socket, opts) as unknown as S,
+): Promise<TcpListener<S>> {
+  const sessions = new Set<S>();
   const server = net.createServer((socket) => {
     if (options.maxConnections !== undefined && sessions.size >= options.maxConnections) {
       socket.destroy();
       return;
     }
-    const session = new TcpSession(socket, options);
+    const session = create(socket, options);
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     onSession(session);
