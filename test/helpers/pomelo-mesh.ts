@@ -63,11 +63,17 @@ export async function startPomeloMesh(defer: Defer, agentOptions: AgentOptions =
   const pushers: ClientRef[] = [];
   const record = (name: string, seq: number, req: unknown) => calls.push({ name, seq, req });
 
-  backend.handle(PM.EchoReq, PM.EchoResp, async (req, ctx) => {
-    record('EchoReq', ctx.seq, req);
-    if (req.sleep_ms > 0) await sleep(req.sleep_ms);
-    return { echo: req, server: backendNode.id };
-  });
+  // Concurrent, so that one client's answers can come back out of order (the pomelo port must match them by id).
+  backend.handle(
+    PM.EchoReq,
+    PM.EchoResp,
+    async (req, ctx) => {
+      record('EchoReq', ctx.seq, req);
+      if (req.sleep_ms > 0) await sleep(req.sleep_ms);
+      return { echo: req, server: backendNode.id };
+    },
+    { concurrent: true },
+  );
   backend.handle(PM.BlobReq, PM.BlobResp, (req, ctx) => {
     record('BlobReq', ctx.seq, req);
     // `pick` is protobufjs's virtual oneof property: the name of the member that is set.
