@@ -24,6 +24,8 @@ export const SESSION_DEFAULTS: Required<SessionOptions> = {
 export interface SessionEvents {
   frame: [msgId: number, seq: number, body: Buffer];
   close: [reason: string, error: Error | undefined];
+  /** The outbound queue was full and has been written out (TCP only). */
+  drain: [];
 }
 
 /**

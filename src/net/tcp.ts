@@ -28,6 +28,8 @@ export class TcpSession extends BaseSession {
     socket.on('error', (err) => this.close(`socket error: ${err.message}`, err));
     socket.on('close', () => this.close('connection closed by peer'));
     socket.on('end', () => socket.end());
+    // Senders that pace themselves on outboundBytes (streams) resume here.
+    socket.on('drain', () => this.emit('drain'));
   }
 
   get outboundBytes(): number {
