@@ -16,6 +16,7 @@ export const BENCHES: readonly BenchEntry[] = [
   { name: 'discovery', load: () => import('./discovery.js') },
   { name: 'rpc', load: () => import('./rpc.js') },
   { name: 'gateway', load: () => import('./gateway.js') },
+  { name: 'stream', load: () => import('./stream.js') },
 ];
 
 export async function runBenches(names: readonly string[] = []): Promise<void> {

@@ -7,13 +7,13 @@ import { RecvWindow, SendCredit } from './flow.js';
 import { MeshStream, type StreamInfo, type StreamOwner } from './stream.js';
 
 /** Bytes of stream data per frame: the unit of fairness between streams and RPC. */
-export const CHUNK_BYTES = 16 * 1024;
+export const CHUNK_BYTES = 32 * 1024;
 /**
  * Stream data is handed to the link's session only while less than this is
  * waiting to be written. A call or response sent meanwhile then waits behind
  * at most this much of our own queue (plus what the kernel holds).
  */
-export const LINK_HIGH_WATER = 64 * 1024;
+export const LINK_HIGH_WATER = 128 * 1024;
 /** If a full session never reports `drain`, look again after this long. */
 const DRAIN_FALLBACK_MS = 20;
 /** Meta a peer may attach to a stream. */

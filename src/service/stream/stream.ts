@@ -222,8 +222,8 @@ export class MeshStream extends Duplex {
   }
 
   /** Every read (flowing mode reads through here too) may owe the peer credit. */
-  override read(size?: number): unknown {
-    const chunk: unknown = super.read(size);
+  override read(size?: number): ReturnType<Duplex['read']> {
+    const chunk: ReturnType<Duplex['read']> = super.read(size);
     this.releaseConsumed();
     return chunk;
   }
