@@ -114,7 +114,7 @@ export class LinkStreams implements StreamOwner {
 
   private onOpen(id: number, body: Buffer): void {
     const existing = this.streams.get(id);
-    if (existing) return existing.onReset('bad_request', `${this.peer.id} opened stream ${id} again while it was open`);
+    if (existing) return existing.abort(`stream ${id} opened again while it was open`);
     if ((id & 1) === (this.link.dialedByMe ? 1 : 0)) return this.refuse(id, 'bad_request', `stream id ${id} has the parity of ids this side opens`);
     let window: number;
     let meta: Record<string, string>;
@@ -176,7 +176,7 @@ export class LinkStreams implements StreamOwner {
       case S.StreamAccept.id: {
         const window = decodeOr(() => S.StreamAccept.decode(body).window, -1);
         if (!stream) this.refuse(seq, 'cancelled', `stream ${seq} is not open`);
-        else if (window < 0) stream.onReset('bad_request', 'undecodable StreamAccept');
+        else if (window < 0) stream.abort('undecodable StreamAccept');
         else stream.onAccept(window);
         return undefined;
       }
@@ -184,7 +184,8 @@ export class LinkStreams implements StreamOwner {
         // A grant for a stream that just ended is normal; nothing to say.
         if (!stream) return undefined;
         const delta = decodeOr(() => S.StreamWindow.decode(body).delta, -1);
-        stream.onWindow(delta);
+        if (delta < 0) stream.abort('undecodable StreamWindow');
+        else stream.onWindow(delta);
         return undefined;
       }
       case S.StreamEnd.id:
@@ -261,6 +262,8 @@ export class LinkStreams implements StreamOwner {
         const stream = this.ready[this.readyHead++] as MeshStream;
         stream.queued = false;
         const sent = stream.sendChunk(Math.min(CHUNK_BYTES, this.linkCredit.available));
+        // Nothing sent with credit on both levels: the session is closed, and linkClosed follows.
+        if (sent === 0) return;
         this.linkCredit.take(sent);
         if (!stream.queued && stream.wantsSend()) {
           stream.queued = true;

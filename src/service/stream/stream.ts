@@ -159,6 +159,11 @@ export class MeshStream extends Duplex {
     this.destroy(RpcError.fromWire(code, message || 'the stream was reset by the peer'));
   }
 
+  /** The peer broke the protocol on this stream: reset it, telling the peer why. */
+  abort(what: string): void {
+    this.violation(what);
+  }
+
   /** The link closed: nothing can be sent, and the peer learns it from its own side of the link. */
   linkLost(err: RpcError): void {
     this.silent = true;
