@@ -7,7 +7,7 @@ import { RecvWindow, SendCredit } from './flow.js';
 import { MeshStream, type StreamInfo, type StreamOwner } from './stream.js';
 
 /** Bytes of stream data per frame: the unit of fairness between streams and RPC. */
-export const CHUNK_BYTES = 32 * 1024;
+export const CHUNK_BYTES = 64 * 1024;
 /**
  * Stream data is handed to the link's session only while less than this is
  * waiting to be written. A call or response sent meanwhile then waits behind
