@@ -326,7 +326,7 @@ function selfRss(): number {
   return process.memoryUsage().rss;
 }
 
-async function partMemory({ node, peer, rows, notes }: Ctx): Promise<void> {
+async function partMemory({ node, peer, rows, notes }: Ctx, startRawPeer: () => Promise<Peer>): Promise<void> {
   const peer0 = await peer.mem();
   const self0 = selfRss();
   const streams: MeshStream[] = [];
@@ -340,22 +340,25 @@ async function partMemory({ node, peer, rows, notes }: Ctx): Promise<void> {
   if (peer1.streams !== MEM_STREAMS) throw new Error(`the peer holds ${peer1.streams} streams, expected ${MEM_STREAMS}`);
   for (const s of streams) s.destroy();
   streams.length = 0;
-  const rawBefore = await peer.mem();
+  // The raw baseline in a fresh process, so neither figure reuses memory the other freed.
+  const rawPeer = await startRawPeer();
+  const rawBefore = await rawPeer.mem();
   const sockets: net.Socket[] = [];
   for (let i = 0; i < MEM_SOCKETS; i += 500) {
-    const batch = await Promise.all(Array.from({ length: Math.min(500, MEM_SOCKETS - i) }, () => rawConnect(peer.rawPort)));
+    const batch = await Promise.all(Array.from({ length: Math.min(500, MEM_SOCKETS - i) }, () => rawConnect(rawPeer.rawPort)));
     for (const s of batch) s.write('i');
     sockets.push(...batch);
   }
   await new Promise((r) => setTimeout(r, 500));
-  const rawAfter = await peer.mem();
+  const rawAfter = await rawPeer.mem();
+  if (rawAfter.sockets !== MEM_SOCKETS) throw new Error(`the raw peer holds ${rawAfter.sockets} sockets, expected ${MEM_SOCKETS}`);
   for (const s of sockets) s.destroy();
   const kb = (a: number, b: number, n: number) => fmtNum((b - a) / n / 1024, 2);
   rows.push([`RSS per idle open stream, acceptor (KB, ${fmtInt(MEM_STREAMS)} streams)`, kb(peer0.rss, peer1.rss, MEM_STREAMS), kb(rawBefore.rss, rawAfter.rss, MEM_SOCKETS), '', '']);
   rows.push([`RSS per idle open stream, opener (KB)`, kb(self0, self1, MEM_STREAMS), '', '', '']);
   rows.push([`heapUsed per idle open stream, acceptor (KB)`, kb(peer0.heapUsed, peer1.heapUsed, MEM_STREAMS), kb(rawBefore.heapUsed, rawAfter.heapUsed, MEM_SOCKETS), '', '']);
   notes.push(
-    `- memory: process.memoryUsage() after two gc() calls, before and 0.5 s after opening ${fmtInt(MEM_STREAMS)} idle streams (500 at a time, each accepted), per stream; the raw column is per idle socket at the same peer process (${fmtInt(MEM_SOCKETS)} sockets), kernel buffers not included.${peer1.gc ? '' : ' (--expose-gc was not in effect at the peer.)'}`,
+    `- memory: process.memoryUsage() after two gc() calls, before and 0.5 s after opening ${fmtInt(MEM_STREAMS)} idle streams (500 at a time, each accepted), per stream; the raw column is per idle socket (${fmtInt(MEM_SOCKETS)} sockets) in a fresh process of the same fixture (its raw server alone), kernel buffers not included.${peer1.gc ? '' : ' (--expose-gc was not in effect at the peer.)'}`,
   );
 }
 
@@ -378,7 +381,12 @@ export async function run(): Promise<void> {
     if (PARTS.has('one')) await partOne(ctx);
     if (PARTS.has('many')) await partMany(ctx);
     if (PARTS.has('hol')) await partHol(ctx);
-    if (PARTS.has('memory')) await partMemory(ctx);
+    const startRawPeer = async (): Promise<Peer> => {
+      const c = await startNode([`${FIXTURES}stream-peer.js`, '--raw-only'], /^ready (\S+) (\d+)$/, { execArgv: ['--expose-gc'] });
+      children.push(c);
+      return new Peer(c);
+    };
+    if (PARTS.has('memory')) await partMemory(ctx, startRawPeer);
     printTable('stream: two processes over loopback, beside a raw TCP socket between the same processes', ['case', 'gamemesh stream', 'raw TCP socket', 'stream / raw', 'target'], ctx.rows);
     console.log(
       [
