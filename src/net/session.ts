@@ -41,6 +41,11 @@ export interface Session extends EventEmitter<SessionEvents> {
   /** Bytes waiting to be written. */
   readonly outboundBytes: number;
   send(msgId: number, seq: number, body: Uint8Array): boolean;
+  /**
+   * Like send, but the body is not copied: it must not change until
+   * `written` is called (once the socket has taken it, or the session is gone).
+   */
+  sendShared?(msgId: number, seq: number, body: Uint8Array, written: () => void): boolean;
   setTimeouts(t: { idleTimeoutMs?: number; heartbeatMs?: number }): void;
   close(reason: string, error?: Error): void;
 }

@@ -220,8 +220,12 @@ export class LinkStreams implements StreamOwner {
     return this.link.session.send(msgId, id, body);
   }
 
-  sendData(id: number, body: Uint8Array): boolean {
-    return this.link.session.send(S.StreamData.id, id, body);
+  sendData(id: number, body: Uint8Array, written: (() => void) | undefined): boolean {
+    const session = this.link.session;
+    if (written && session.sendShared) return session.sendShared(S.StreamData.id, id, body, written);
+    const sent = session.send(S.StreamData.id, id, body);
+    written?.();
+    return sent;
   }
 
   released(n: number): void {

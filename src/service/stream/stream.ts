@@ -22,7 +22,8 @@ export interface StreamOwner {
   schedule(stream: MeshStream): void;
   /** A control frame, sent at once (not paced). False when the link is closed. */
   sendControl(msgId: number, id: number, body: Uint8Array): boolean;
-  sendData(id: number, body: Uint8Array): boolean;
+  /** Sends data without copying it; `written` once the link no longer needs `body`. */
+  sendData(id: number, body: Uint8Array, written: (() => void) | undefined): boolean;
   /** `n` received bytes were consumed or dropped: they no longer count against the link's window. */
   released(n: number): void;
   remove(stream: MeshStream): void;
@@ -44,7 +45,9 @@ function own(body: Buffer): Buffer {
 /**
  * One reliable, ordered byte stream over a service link: a Node `Duplex`.
  * Its writes wait for credit from the reader's side (so `write()` returns
- * false and `drain` follows when the peer stops reading), its reads hand
+ * false and `drain` follows when the peer stops reading) and are not
+ * copied: a write's callback comes once the socket has taken the bytes, as
+ * with a socket, and the buffer may be reused from then on. Its reads hand
  * credit back as they are consumed, `end()` half-closes, and `destroy(err)`
  * or `reset()` aborts both directions with an error on both sides.
  *
@@ -183,16 +186,22 @@ export class MeshStream extends Duplex {
     const n = Math.min(max, out.length - this.outOff, this.credit.available);
     if (n <= 0) return 0;
     const body = n === out.length ? out : out.subarray(this.outOff, this.outOff + n);
-    if (!owner.sendData((this.streamInfo as StreamInfo).id, body)) return 0;
+    const last = this.outOff + n === out.length;
+    // The writer may reuse its buffer after the callback, so the callback waits until the link has written it.
+    const cb = last ? this.outCb : undefined;
+    const written = cb ? () => this.written(cb) : undefined;
+    // State first: `written` may run inside sendData, and the Writable may then hand over the next chunk.
     this.credit.take(n);
     this.outOff += n;
-    if (this.outOff === out.length) {
-      this.out = undefined;
-      const cb = this.outCb;
-      this.outCb = undefined;
-      cb?.();
-    }
-    return n;
+    if (last) this.out = undefined;
+    return owner.sendData((this.streamInfo as StreamInfo).id, body, written) ? n : 0;
+  }
+
+  /** The write behind `cb` is on the socket: the Writable may go on (unless destroy already failed it). */
+  private written(cb: (err?: Error | null) => void): void {
+    if (this.outCb !== cb) return;
+    this.outCb = undefined;
+    cb();
   }
 
   // ---- Duplex -----------------------------------------------------------------
