@@ -20,6 +20,7 @@ export const BENCHES: readonly BenchEntry[] = [
   { name: 'gateway', load: () => import('./gateway.js') },
   { name: 'kcp', load: () => import('./kcp.js') },
   { name: 'pomelo', load: () => import('./pomelo.js') },
+  { name: 'stream', load: () => import('./stream.js') },
 ];
 
 export async function runBenches(names: readonly string[] = []): Promise<void> {

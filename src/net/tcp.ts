@@ -15,6 +15,8 @@ export class TcpSession extends BaseSession {
   private readonly decoder: FrameDecoder;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Callbacks of shared bodies in `pending`, called once the socket has written them. */
+  private written: Array<() => void> = [];
   private flushScheduled = false;
 
   constructor(
@@ -28,6 +30,8 @@ export class TcpSession extends BaseSession {
     socket.on('error', (err) => this.close(`socket error: ${err.message}`, err));
     socket.on('close', () => this.close('connection closed by peer'));
     socket.on('end', () => socket.end());
+    // Senders that pace themselves on outboundBytes (streams) resume here.
+    socket.on('drain', () => this.emit('drain'));
   }
 
   get outboundBytes(): number {
@@ -51,6 +55,25 @@ export class TcpSession extends BaseSession {
     frame.set(body, HEADER_BYTES);
     this.pending.push(frame);
     this.pendingBytes += frame.length;
+    this.scheduleFlush();
+  }
+
+  /** Large bodies (stream data) go to the socket as they are, after their own header. */
+  sendShared(msgId: number, seq: number, body: Uint8Array, written: () => void): boolean {
+    if (!this.admit(body.length)) {
+      written();
+      return false;
+    }
+    const header = Buffer.allocUnsafe(HEADER_BYTES);
+    writeHeader(header, 0, msgId, seq, body.length);
+    this.pending.push(header, Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+    this.pendingBytes += HEADER_BYTES + body.length;
+    this.written.push(written);
+    this.scheduleFlush();
+    return true;
+  }
+
+  private scheduleFlush(): void {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
@@ -64,15 +87,24 @@ export class TcpSession extends BaseSession {
     this.pending = [];
     const total = this.pendingBytes;
     this.pendingBytes = 0;
+    const written = this.written;
+    this.written = [];
+    const done = written.length === 0 ? undefined : () => {
+      for (const w of written) w();
+    };
     // Not `this.closed`: a graceful close() flushes what was sent before it.
-    if (this.socket.destroyed || this.socket.writableEnded) return;
+    if (this.socket.destroyed || this.socket.writableEnded) return done?.();
     if (frames.length === 1) {
-      this.socket.write(frames[0] as Buffer);
+      this.socket.write(frames[0] as Buffer, done);
     } else if (total <= COALESCE_LIMIT * 4 || frames.every((f) => f.length < COALESCE_LIMIT)) {
+      // The copy releases shared bodies at once.
       this.socket.write(Buffer.concat(frames, total));
+      done?.();
     } else {
       this.socket.cork();
-      for (const f of frames) this.socket.write(f);
+      const last = frames.length - 1;
+      for (let i = 0; i < last; i++) this.socket.write(frames[i] as Buffer);
+      this.socket.write(frames[last] as Buffer, done);
       this.socket.uncork();
     }
   }

@@ -15,6 +15,7 @@ import type { Peer } from './peer.js';
 import { Peers } from './peers.js';
 import { RpcEngine, type ClientInterceptor, type Init, type MessageHandler, type PeerInfo, type RpcHandler, type ServerInterceptor } from './rpc.js';
 import { Selector, type Strategy } from './select.js';
+import { StreamHub, type MeshStream, type OpenStreamOptions, type StreamHandler, type StreamOptions } from './stream/index.js';
 
 /** The configuration a node needs; `loadConfig` produces a superset. */
 export interface NodeConfig {
@@ -47,6 +48,8 @@ export interface ServiceNodeOptions {
   /** Sends and calls queued for a peer that is still connecting. */
   maxPendingPerPeer?: number;
   maxFrame?: number;
+  /** Windows and limits of byte streams (`openStream`, `onStream`). */
+  streams?: StreamOptions;
   logger?: Logger;
 }
 
@@ -89,6 +92,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private readonly rpc: RpcEngine;
   private readonly selector = new Selector();
   private readonly peers: Peers;
+  private readonly streams: StreamHub;
   private readonly instanceWaiters = new Map<string, Array<() => void>>();
   private readonly watches: ServiceWatch[] = [];
   private readonly identity: LinkIdentity;
@@ -113,12 +117,14 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.log = options.logger ?? createLogger(`service.${options.name}`);
     this.dependencies = new Set(options.dependencies ?? []);
     this.rpc = new RpcEngine({ maxInflight: options.maxInflight ?? 10_000, logger: this.log });
+    this.streams = new StreamHub({ ...options.streams, selfId: this.id, log: this.log, active: () => this.state !== 'stopping' && this.state !== 'stopped', defaultTimeoutMs: options.callTimeoutMs ?? 5000 });
     this.identity = { id: this.id, name: this.name, addr: this.addr, secret: this.config.token || undefined, load: () => this.load };
     this.peers = new Peers({
       id: this.id,
       identity: this.identity,
       log: this.log,
       rpc: this.rpc,
+      streams: this.streams,
       maxFrame: options.maxFrame ?? 4 * 1024 * 1024,
       active: () => this.state !== 'stopping' && this.state !== 'stopped',
       stopped: () => this.state === 'stopped',
@@ -157,6 +163,12 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   /** Handle a one-way message. */
   onMessage<T>(type: MessageType<T>, fn: MessageHandler<T>): this {
     this.rpc.handleMessage(type, fn);
+    return this;
+  }
+
+  /** Accept byte streams that peers open with `openStream` (one handler per node). */
+  onStream(handler: StreamHandler): this {
+    this.streams.onStream(handler);
     return this;
   }
 
@@ -366,6 +378,15 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   async send<T>(target: Target, type: MessageType<T>, msg: Init<T>, options: CallOptions = {}): Promise<void> {
     const link = await this.resolve(target, options);
     if (!this.rpc.sendMessage(link, type, msg)) throw new RpcError('unavailable', `link to ${link.peerId} is closed`);
+  }
+
+  /**
+   * Opens a byte stream (a Node Duplex) to a target, over the link the node
+   * already has with it. Returned at once; it emits `open` when accepted, and
+   * is destroyed with an RpcError if the target cannot be reached or refuses.
+   */
+  openStream(target: Target, options: OpenStreamOptions = {}): MeshStream {
+    return this.streams.open((timeoutMs) => this.resolve(target, { ...options, timeoutMs }), options);
   }
 
   /** Request/response call. Fails with an RpcError carrying a typed code. */
