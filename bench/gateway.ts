@@ -64,7 +64,7 @@ const GAMEMESH = 'gamemesh';
 const ROUTES = { version: 1, routes: [{ msgId: 1001, name: 'echo.EchoReq', service: 'echo', rule: 'pass' }] };
 
 /** A comma-separated list of positive integers from the environment, if set. */
-function envInts(name: string): number[] | undefined {
+export function envInts(name: string): number[] | undefined {
   const raw = process.env[name];
   if (raw === undefined || raw.trim() === '') return undefined;
   const out = raw.split(',').map((s) => Number(s.trim()));
@@ -128,7 +128,7 @@ class Lines {
 type Reply = Record<string, unknown>;
 
 /** One load-generator process (bench/fixtures/gateway-load.ts). */
-class LoadGen {
+export class LoadGen {
   private constructor(
     readonly child: Child,
     private readonly lines: Lines,
@@ -162,14 +162,14 @@ class LoadGen {
   }
 }
 
-function numberOf(reply: Reply, key: string): number {
+export function numberOf(reply: Reply, key: string): number {
   const v = reply[key];
   return typeof v === 'number' ? v : NaN;
 }
 
 // ---- the systems under load ----------------------------------------------------
 
-interface Running {
+export interface Running {
   readonly name: string;
   readonly where: string;
   readonly port: number;
@@ -180,11 +180,11 @@ interface Running {
   stop(): Promise<void>;
 }
 
-function bin(): string {
+export function bin(): string {
   return path.join(ROOT, 'bin', 'gamemesh.js');
 }
 
-async function startDiscovery(): Promise<{ child: Child; addr: string }> {
+export async function startDiscovery(): Promise<{ child: Child; addr: string }> {
   const child = await startNode([bin(), 'discovery', '--addr', '127.0.0.1:0'], /^discovery listening on (.+):(\d+)$/);
   return { child, addr: `${child.ready[1]}:${child.ready[2]}` };
 }
@@ -289,7 +289,7 @@ async function startCeiling(mode: 'mux' | 'pipe'): Promise<Running> {
 // ---- (a) end to end --------------------------------------------------------------
 
 /** One warm-up + window of the closed loop on one system. */
-interface Round {
+export interface Round {
   readonly perSec: number;
   readonly responses: number;
   readonly p50: number;
@@ -300,7 +300,7 @@ interface Round {
   readonly backMs: number;
 }
 
-interface E2eResult {
+export interface E2eResult {
   readonly system: string;
   readonly clients: number;
   /** Median over the rounds, and the range. */
@@ -318,7 +318,7 @@ interface E2eResult {
   readonly backUs: number;
 }
 
-async function measureRound(sys: Running, clients: number): Promise<Round> {
+export async function measureRound(sys: Running, clients: number): Promise<Round> {
   let front0 = NaN;
   let back0 = NaN;
   let frontMs = NaN;
@@ -347,13 +347,13 @@ async function measureRound(sys: Running, clients: number): Promise<Round> {
   return round;
 }
 
-function median(values: readonly number[]): number {
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
-function summarize(system: string, clients: number, rounds: readonly Round[]): E2eResult {
+export function summarize(system: string, clients: number, rounds: readonly Round[]): E2eResult {
   const responses = rounds.reduce((a, r) => a + r.responses, 0);
   const us = (pick: (r: Round) => number): number => (rounds.reduce((a, r) => a + pick(r), 0) * 1000) / responses;
   const rates = rounds.map((r) => r.perSec);
@@ -398,7 +398,7 @@ async function measureE2e(systems: readonly Running[]): Promise<E2eResult[]> {
  * of the two ran back to back, so a burst of other work on the machine
  * mostly hits both or shows up as one outlying ratio.
  */
-function pairedRatio(a: E2eResult, b: E2eResult): number {
+export function pairedRatio(a: E2eResult, b: E2eResult): number {
   const n = Math.min(a.rates.length, b.rates.length);
   return median(Array.from({ length: n }, (_, i) => (a.rates[i] as number) / (b.rates[i] as number)));
 }

@@ -19,6 +19,8 @@ export const BENCHES: readonly BenchEntry[] = [
   { name: 'backend', load: () => import('./backend.js') },
   { name: 'gateway', load: () => import('./gateway.js') },
   { name: 'kcp', load: () => import('./kcp.js') },
+  { name: 'pomelo', load: () => import('./pomelo.js') },
+  { name: 'stream', load: () => import('./stream.js') },
 ];
 
 export async function runBenches(names: readonly string[] = []): Promise<void> {

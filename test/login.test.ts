@@ -49,7 +49,7 @@ async function setup(t: Parameters<typeof cleanupStack>[0], options: Partial<Log
 }
 
 /** Registers (or updates) a fake agent the way src/gateway/agent.ts does. */
-function fakeAgent(d: DiscoveryClient, i: number, meta: { online: number; capacity?: number; wan?: string }): Promise<void> {
+function fakeAgent(d: DiscoveryClient, i: number, meta: { online: number; capacity?: number; wan?: string; pomelo?: boolean }): Promise<void> {
   return d.register({
     name: 'agent',
     id: `agent#${i}@dev`,
@@ -62,6 +62,7 @@ function fakeAgent(d: DiscoveryClient, i: number, meta: { online: number; capaci
       online: String(meta.online),
       capacity: String(meta.capacity ?? 100),
       ...(meta.wan ? { wan: meta.wan } : {}),
+      ...(meta.pomelo ? { pomelo_ws: `ws://127.0.0.1:${7300 + i}/`, pomelo_tcp: `127.0.0.1:${7400 + i}` } : {}),
     },
   });
 }
@@ -180,13 +181,14 @@ test('simultaneous first logins create exactly one account', async (t) => {
 test('the least-loaded agent is chosen, by its WAN address; agents at capacity are skipped; none left means 503', async (t) => {
   const { login, agents } = await setup(t);
   await fakeAgent(agents, 1, { online: 50 });
-  await fakeAgent(agents, 2, { online: 10, wan: '203.0.113.7' });
+  await fakeAgent(agents, 2, { online: 10, wan: '203.0.113.7', pomelo: true });
   await fakeAgent(agents, 3, { online: 30 });
   await waitAvailable(login, 3);
 
   const first = await loginAs(login, 'frank');
   assert.equal(first.status, 200);
-  assert.deepEqual(first.body['agent'], { tcp: '203.0.113.7:7102', ws: 'ws://203.0.113.7:7202/' }, 'agent 2, by its WAN address');
+  const pomelo = { pomelo_ws: 'ws://203.0.113.7:7302/', pomelo_tcp: '203.0.113.7:7402' };
+  assert.deepEqual(first.body['agent'], { tcp: '203.0.113.7:7102', ws: 'ws://203.0.113.7:7202/', ...pomelo }, 'agent 2, by its WAN address, pomelo ports too');
 
   await fakeAgent(agents, 2, { online: 100, wan: '203.0.113.7' });
   await waitAvailable(login, 2);

@@ -13,6 +13,7 @@ import { ClientConn } from './client-conn.js';
 import { identityConflict } from './identity.js';
 import { KickCode } from './kick.js';
 import { C, CLIENT_PROTOCOL, G, type BindReq, type BindResp, type KickClients, type ToClients, type UnbindClients } from './messages.js';
+import { PomeloPorts } from './pomelo/ports.js';
 import { restoreBatches } from './restore.js';
 import { HEARTBEAT_KEY, ROUTES_KEY, RouteTable } from './routes.js';
 
@@ -29,6 +30,11 @@ export interface AgentOptions {
   /** KCP over UDP: off unless given; 0 lets the OS pick. */
   kcpPort?: number | null;
   wsPath?: string;
+  /** The pomelo protocol (docs/pomelo.md), off unless set: 0 lets the OS pick. */
+  pomeloWsPort?: number | null;
+  pomeloTcpPort?: number | null;
+  /** Offer pomelo-protobuf protos to pomelo clients in the handshake. */
+  pomeloProtobuf?: boolean;
   maxFrame?: number;
   maxMsgsPerSec?: number;
   maxOutbound?: number;
@@ -77,6 +83,7 @@ export class Agent {
   private nextClientId = 1;
   private tcp: TcpListener | undefined;
   private ws: WsListener | undefined;
+  private pomelo: PomeloPorts | undefined;
   private kcp: KcpListener | undefined;
   private cloud: CloudConfig | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
@@ -106,6 +113,14 @@ export class Agent {
 
   get wsUrl(): string | undefined {
     return this.ws ? `ws://${this.ws.host}:${this.ws.port}${this.opts.wsPath ?? '/'}` : undefined;
+  }
+
+  get pomeloWsUrl(): string | undefined {
+    return this.pomelo?.wsAddress;
+  }
+
+  get pomeloTcpAddress(): string | undefined {
+    return this.pomelo?.tcpAddress;
   }
 
   get kcpAddress(): string | undefined {
@@ -140,8 +155,16 @@ export class Agent {
       this.ws = await listenWs(ws, (s, req) => this.accept(s, req));
     }
     if (this.opts.kcpPort != null) this.kcp = await listenKcp({ ...sessionOpts, host, port: this.opts.kcpPort }, (s) => this.accept(s));
+    try {
+      const pomelo = { host, wsPort: this.opts.pomeloWsPort, tcpPort: this.opts.pomeloTcpPort, protobuf: this.opts.pomeloProtobuf, session: sessionOpts };
+      this.pomelo = await PomeloPorts.start(pomelo, this.routes, (s, req) => this.accept(s, req));
+    } catch (err) {
+      await Promise.all([this.tcp?.close(), this.ws?.close(), this.kcp?.close()]);
+      throw err;
+    }
     const wan = this.node.config.wanip;
     this.node.setMeta({
+      ...this.pomelo?.meta(wan),
       ...(this.tcp ? { tcp: `${wan || this.tcp.host}:${this.tcp.port}` } : {}),
       ...(this.ws ? { ws: `ws://${wan || this.ws.host}:${this.ws.port}${this.opts.wsPath ?? '/'}` } : {}),
       ...(this.kcp ? { kcp: `${wan || this.kcp.host}:${this.kcp.port}` } : {}),
@@ -154,13 +177,13 @@ export class Agent {
       else this.applyRoutes(this.opts.routes);
     } catch (err) {
       // Close the client ports too, or they keep the process alive after a failed start.
-      await Promise.all([this.tcp?.close(), this.ws?.close(), this.kcp?.close()]);
+      await Promise.all([this.tcp?.close(), this.ws?.close(), this.kcp?.close(), this.pomelo?.close()]);
       await this.node.stop();
       throw err;
     }
     this.reportTimer = setInterval(() => this.reportOnline(), 1000);
     this.reportTimer.unref();
-    this.log.info({ tcp: this.tcpAddress, ws: this.wsUrl, kcp: this.kcpAddress, routes: this.routes.size }, 'agent listening');
+    this.log.info({ tcp: this.tcpAddress, ws: this.wsUrl, kcp: this.kcpAddress, pomeloWs: this.pomeloWsUrl, pomeloTcp: this.pomeloTcpAddress, routes: this.routes.size }, 'agent listening');
     return this;
   }
 
@@ -181,6 +204,7 @@ export class Agent {
 
   private applyRoutes(table: RouteTable): void {
     this.routes = table;
+    this.pomelo?.setRoutes(table);
     for (const service of table.services()) this.node.addDependency(service);
     this.log.info({ routes: table.size, services: table.services() }, 'route table applied');
   }
@@ -406,7 +430,7 @@ export class Agent {
     this.stopping = true;
     if (this.reportTimer) clearInterval(this.reportTimer);
     for (const c of [...this.clients.values()]) c.kick(KickCode.SHUTDOWN, 'the agent is shutting down');
-    await Promise.all([this.tcp?.close(), this.ws?.close(), this.kcp?.close()]);
+    await Promise.all([this.tcp?.close(), this.ws?.close(), this.kcp?.close(), this.pomelo?.close()]);
     this.cloud?.close();
     await this.node.stop();
   }

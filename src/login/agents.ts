@@ -12,6 +12,9 @@ export interface AgentEndpoints {
   readonly ws?: string;
   /** host:port of the client KCP (UDP) port, when the agent has one. */
   readonly kcp?: string;
+  /** The pomelo ports (docs/pomelo.md), when the agent has them: ws://host:port/ and host:port. */
+  readonly pomelo_ws?: string;
+  readonly pomelo_tcp?: string;
 }
 
 export interface AgentChoice extends AgentEndpoints {
@@ -72,8 +75,11 @@ export function agentEndpoints(desc: ServiceDesc): AgentEndpoints {
   const tcp = desc.meta['tcp'] || undefined;
   const ws = desc.meta['ws'] || undefined;
   const kcp = desc.meta['kcp'] || undefined;
-  if (!wan) return { tcp, ws, kcp };
-  return { tcp: tcp && replaceHostPort(tcp, wan), ws: ws && replaceUrlHost(ws, wan), kcp: kcp && replaceHostPort(kcp, wan) };
+  const pomeloWs = desc.meta['pomelo_ws'] || undefined;
+  const pomeloTcp = desc.meta['pomelo_tcp'] || undefined;
+  const pomelo = (w: string | undefined, t: string | undefined) => ({ ...(w ? { pomelo_ws: w } : {}), ...(t ? { pomelo_tcp: t } : {}) });
+  if (!wan) return { tcp, ws, kcp, ...pomelo(pomeloWs, pomeloTcp) };
+  return { tcp: tcp && replaceHostPort(tcp, wan), ws: ws && replaceUrlHost(ws, wan), kcp: kcp && replaceHostPort(kcp, wan), ...pomelo(pomeloWs && replaceUrlHost(pomeloWs, wan), pomeloTcp && replaceHostPort(pomeloTcp, wan)) };
 }
 
 export interface AgentPickerOptions {

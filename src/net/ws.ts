@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { FrameError } from '../wire/frame.js';
 import { BaseSession } from './base-session.js';
-import type { SessionOptions } from './session.js';
+import type { Session, SessionOptions } from './session.js';
 
 /** A WebSocket message is `u16 msgId | u32 seq | body`: the frame without its length field. */
 export const WS_HEADER_BYTES = 6;
@@ -19,12 +19,7 @@ export class WsSession extends BaseSession {
     connectedAt?: number,
   ) {
     super(remoteAddress, options, connectedAt);
-    ws.binaryType = 'nodebuffer';
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
-    ws.on('ping', () => this.touch());
-    ws.on('pong', () => this.touch());
-    ws.on('error', (err) => this.close(`websocket error: ${err.message}`, err));
-    ws.on('close', (code, reason) => this.close(`connection closed by peer (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
+    wireWebSocket(ws, this, (data, isBinary) => this.onMessage(data, isBinary), () => this.touch());
   }
 
   get outboundBytes(): number {
@@ -55,13 +50,28 @@ export class WsSession extends BaseSession {
   }
 
   protected shutdown(abort: boolean): void {
-    if (abort || this.ws.readyState !== WebSocket.OPEN) {
-      this.ws.terminate();
-      return;
-    }
-    this.ws.close(1000);
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    endWebSocket(this.ws, abort);
   }
+}
+
+/** The events every WebSocket session needs: messages, liveness, errors and the close, into `session`. */
+export function wireWebSocket(ws: WebSocket, session: Pick<Session, 'close'>, onMessage: (data: RawData, isBinary: boolean) => void, touch: () => void): void {
+  ws.binaryType = 'nodebuffer';
+  ws.on('message', onMessage);
+  ws.on('ping', touch);
+  ws.on('pong', touch);
+  ws.on('error', (err) => session.close(`websocket error: ${err.message}`, err));
+  ws.on('close', (code, reason) => session.close(`connection closed by peer (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
+}
+
+/** Closes a session's WebSocket: at once when `abort`, else with a close frame (2 s at most). */
+export function endWebSocket(ws: WebSocket, abort: boolean): void {
+  if (abort || ws.readyState !== WebSocket.OPEN) {
+    ws.terminate();
+    return;
+  }
+  ws.close(1000);
+  setTimeout(() => ws.terminate(), 2000).unref();
 }
 
 export interface WsListenOptions extends SessionOptions {
@@ -74,15 +84,20 @@ export interface WsListenOptions extends SessionOptions {
   upgradeTimeoutMs?: number;
 }
 
-export interface WsListener {
+export interface WsListener<S extends Session = WsSession> {
   readonly host: string;
   readonly port: number;
-  readonly sessions: ReadonlySet<WsSession>;
+  readonly sessions: ReadonlySet<S>;
   close(): Promise<void>;
 }
 
-export function listenWs(options: WsListenOptions, onSession: (s: WsSession, req: IncomingMessage) => void): Promise<WsListener> {
-  const sessions = new Set<WsSession>();
+/** `create` lets another protocol over WebSocket (the gateway's pomelo port) reuse the listener. */
+export function listenWs<S extends Session = WsSession>(
+  options: WsListenOptions,
+  onSession: (s: NoInfer<S>, req: IncomingMessage) => void,
+  create: (ws: WebSocket, remoteAddress: string, options: SessionOptions, connectedAt?: number) => S = (ws, remote, opts, at) => new WsSession(ws, remote, opts, at) as unknown as S,
+): Promise<WsListener<S>> {
+  const sessions = new Set<S>();
   /** Accepted sockets whose upgrade has not completed, with their deadline and accept time. */
   const upgrading = new Map<Socket, { timer: NodeJS.Timeout; at: number }>();
   const maxFrame = options.maxFrame ?? 1024 * 1024;
@@ -128,7 +143,7 @@ export function listenWs(options: WsListenOptions, onSession: (s: WsSession, req
       clearTimeout(pending.timer);
       upgrading.delete(req.socket);
     }
-    const session = new WsSession(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`, options, pending?.at);
+    const session = create(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`, options, pending?.at);
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     onSession(session, req);

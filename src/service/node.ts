@@ -17,6 +17,7 @@ import type { Peer } from './peer.js';
 import { Peers } from './peers.js';
 import { RpcEngine, type ClientInterceptor, type Init, type MessageHandler, type PeerInfo, type RpcHandler, type ServerInterceptor } from './rpc.js';
 import { Selector, type Strategy } from './select.js';
+import { StreamHub, type MeshStream, type OpenStreamOptions, type StreamHandler, type StreamOptions } from './stream/index.js';
 import { resolveServiceType } from './type-table.js';
 
 /** The configuration a node needs; `loadConfig` produces a superset. */
@@ -54,6 +55,8 @@ export interface ServiceNodeOptions {
   maxFrame?: number;
   /** How long start() waits for a crashed predecessor's registration of this id or address to expire. Default 30000. */
   claimWaitMs?: number;
+  /** Windows and limits of byte streams (`openStream`, `onStream`). */
+  streams?: StreamOptions;
   logger?: Logger;
 }
 
@@ -97,6 +100,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private readonly rpc: RpcEngine;
   private readonly selector = new Selector();
   private readonly peers: Peers;
+  private readonly streams: StreamHub;
   private readonly instanceWaiters = new Map<string, Array<() => void>>();
   private readonly watches: ServiceWatch[] = [];
   /** addr is settled in start(), once the type is known. */
@@ -124,6 +128,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.log = options.logger ?? createLogger(`service.${options.name}`);
     this.dependencies = new Set(options.dependencies ?? []);
     this.rpc = new RpcEngine({ maxInflight: options.maxInflight ?? 10_000, logger: this.log });
+    this.streams = new StreamHub({ ...options.streams, selfId: this.id, log: this.log, active: () => this.state !== 'stopping' && this.state !== 'stopped', defaultTimeoutMs: options.callTimeoutMs ?? 5000 });
     const addr = packAddr({ cluster: this.config.cluster, type: this.fixedType ?? 0, index: this.config.svcindex });
     this.identity = { id: this.id, name: this.name, addr, secret: this.config.token || undefined, load: () => this.load };
     this.peers = new Peers({
@@ -131,6 +136,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       identity: this.identity,
       log: this.log,
       rpc: this.rpc,
+      streams: this.streams,
       maxFrame: options.maxFrame ?? 4 * 1024 * 1024,
       active: () => this.state !== 'stopping' && this.state !== 'stopped',
       available: (id) => this.directory?.available(id) ?? true,
@@ -175,6 +181,12 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   /** Handle a one-way message. */
   onMessage<T>(type: MessageType<T>, fn: MessageHandler<T>): this {
     this.rpc.handleMessage(type, fn);
+    return this;
+  }
+
+  /** Accept byte streams that peers open with `openStream` (one handler per node). */
+  onStream(handler: StreamHandler): this {
+    this.streams.onStream(handler);
     return this;
   }
 
@@ -418,6 +430,15 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   async send<T>(target: Target, type: MessageType<T>, msg: Init<T>, options: CallOptions = {}): Promise<void> {
     const link = await this.resolve(target, options);
     if (!this.rpc.sendMessage(link, type, msg)) throw new RpcError('unavailable', `link to ${link.peerId} is closed`);
+  }
+
+  /**
+   * Opens a byte stream (a Node Duplex) to a target, over the link the node
+   * already has with it. Returned at once; it emits `open` when accepted, and
+   * is destroyed with an RpcError if the target cannot be reached or refuses.
+   */
+  openStream(target: Target, options: OpenStreamOptions = {}): MeshStream {
+    return this.streams.open((timeoutMs) => this.resolve(target, { ...options, timeoutMs }), options);
   }
 
   /** Request/response call. Fails with an RpcError carrying a typed code. */

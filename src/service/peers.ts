@@ -7,6 +7,7 @@ import { dialLink, type Link, type LinkIdentity } from './link.js';
 import { L } from './messages.js';
 import { Peer } from './peer.js';
 import type { RpcEngine } from './rpc.js';
+import { isStreamFrame, type StreamHub } from './stream/index.js';
 
 /**
  * A duplicate link stays open this long after losing (and then until nothing
@@ -22,6 +23,7 @@ export interface PeerHost {
   readonly identity: LinkIdentity;
   readonly log: Logger;
   readonly rpc: RpcEngine;
+  readonly streams: StreamHub;
   readonly maxFrame: number;
   /** Not stopping or stopped: new links and dials are welcome. */
   active(): boolean;
@@ -212,7 +214,7 @@ export class Peers {
   private retire(link: Link): void {
     const since = Date.now();
     const check = () => {
-      if (this.host.rpc.busyOn(link) && Date.now() - since < RETIRE_MAX_MS) {
+      if ((this.host.rpc.busyOn(link) || this.host.streams.busyOn(link)) && Date.now() - since < RETIRE_MAX_MS) {
         this.retiring.set(link, setTimeout(check, 50));
         return;
       }
@@ -223,6 +225,7 @@ export class Peers {
   }
 
   private onLinkFrame(peer: Peer, link: Link, msgId: number, seq: number, body: Buffer): void {
+    if (isStreamFrame(msgId)) return this.host.streams.onFrame(link, msgId, seq, body);
     if (seq === 0) {
       if (msgId === L.LoadReport.id) {
         const load = L.LoadReport.decode(body).load;
@@ -241,6 +244,7 @@ export class Peers {
 
   private onLinkClose(peer: Peer, link: Link, reason: string): void {
     this.host.rpc.linkClosed(link, reason);
+    this.host.streams.linkClosed(link, reason);
     const retiring = this.retiring.get(link);
     if (retiring) {
       clearTimeout(retiring);
