@@ -19,7 +19,7 @@ import { pickAgent } from '../src/login/agents.js';
 import { startLogin, NO_AGENT_MESSAGE, type LoginOptions, type LoginServer } from '../src/login/server.js';
 import { issueToken, JWT_SECRET_KEY, keyFromSecret, loadJwtKey, MAX_TTL_SEC, TokenError, verifyToken } from '../src/login/tokens.js';
 import type { ServiceNode } from '../src/service/node.js';
-import { cleanupStack, startDiscoveryServer, startNode, type Defer } from './helpers/mesh.js';
+import { cleanupStack, SECRET as MESH_SECRET, startDiscoveryServer, startNode, type Defer } from './helpers/mesh.js';
 import { BIN, Proc, tempDir, waitFor } from './helpers/proc.js';
 
 delete process.env['GAMEMESH_JWT_SECRET'];
@@ -38,11 +38,12 @@ interface Setup {
 
 async function setup(t: Parameters<typeof cleanupStack>[0], options: Partial<LoginOptions> = {}): Promise<Setup> {
   const defer = cleanupStack(t);
-  const { addr } = await startDiscoveryServer(defer);
+  // With the cluster token: only then does discovery keep secrets (config/login/jwt_secret).
+  const { addr } = await startDiscoveryServer(defer, 500, MESH_SECRET);
   const node = await startNode(defer, addr, { name: 'login' });
   const login = await startLogin({ node, host: '127.0.0.1', port: 0, demo: true, jwtSecret: SECRET, rateLimit: { burst: 1000, perSec: 1000 }, ...options });
   defer(() => login.stop());
-  const agents = await DiscoveryClient.connect({ addr, name: 'fake-agents' });
+  const agents = await DiscoveryClient.connect({ addr, name: 'fake-agents', token: MESH_SECRET });
   defer(() => agents.close());
   return { addr, node, login, agents, defer };
 }
@@ -378,13 +379,12 @@ test('login attempts are rate limited per IP', async (t) => {
 
 test('`gamemesh login` as a process: prints its URL, answers a login, stops on SIGTERM', { timeout: 20_000 }, async (t) => {
   const defer = cleanupStack(t);
-  const { addr } = await startDiscoveryServer(defer);
-  const agents = await DiscoveryClient.connect({ addr, name: 'fake-agents' });
+  const { addr } = await startDiscoveryServer(defer, 500, MESH_SECRET);
+  const agents = await DiscoveryClient.connect({ addr, name: 'fake-agents', token: MESH_SECRET });
   defer(() => agents.close());
   await fakeAgent(agents, 1, { online: 0 });
 
-  const env = { ...process.env };
-  delete env['GAMEMESH_TOKEN'];
+  const env: NodeJS.ProcessEnv = { ...process.env, GAMEMESH_TOKEN: MESH_SECRET };
   delete env['GAMEMESH_JWT_SECRET'];
   const proc = new Proc('login', process.execPath, [BIN, 'login', '--sdaddr', addr, '--http', '127.0.0.1:0', '--demo', '--loglevel', 'warn'], env);
   defer(() => proc.stop());

@@ -190,7 +190,9 @@ test('the official pomelo browser client plays the demo through the pomelo WebSo
     pages = await servePages();
     const base = pages.base;
     // A 1 s heartbeat, live from the KV, so the test sees several of them.
-    const sd = await DiscoveryClient.connect({ addr: `127.0.0.1:${sdPort}`, name: 'pomelo-web-test', token: 'demo-cluster-secret-change-me' });
+    // The cluster token gamemesh up generated for the demo, in its data folder.
+    const token = readFileSync(path.join(cluster.vars['data'] as string, 'demo', 'cluster.token'), 'utf8').trim();
+    const sd = await DiscoveryClient.connect({ addr: `127.0.0.1:${sdPort}`, name: 'pomelo-web-test', token });
     try {
       await sd.put(`config/${HEARTBEAT_KEY}`, '1');
     } finally {

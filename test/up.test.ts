@@ -274,7 +274,7 @@ test('a bad cluster file is rejected with an error naming the field', async (t) 
     [{ name: 'x' }, /^f\.json: services: must be a non-empty array of services, got nothing$/],
     [{ name: 'x', services: [] }, /^f\.json: services: must be a non-empty array/],
     [{ name: 'bad name!', services: [ok] }, /^f\.json: name: must be a name of letters/],
-    [{ name: 'x', servics: [ok] }, /^f\.json: servics: unknown field \(known: name, vars, env, services, urls, description\)$/],
+    [{ name: 'x', servics: [ok] }, /^f\.json: servics: unknown field \(known: name, vars, env, secrets, services, urls, description\)$/],
     [{ name: 'x', services: ['a'] }, /^f\.json: services\[0\]: must be an object with name and run, got "a"$/],
     [{ name: 'x', services: [{ name: 'a' }] }, /^f\.json: services\[0\]\.run \(a\): must be a non-empty array of strings, got nothing$/],
     [{ name: 'x', services: [{ name: 'a', run: ['node', 3] }] }, /^f\.json: services\[0\]\.run\[1\] \(a\): must be a string, got 3$/],

@@ -22,7 +22,7 @@ export interface GameOptions {
  * connection only (a second sign-in kicks the first, see PlayerSessions).
  */
 export async function startGame(options: GameOptions): Promise<{ node: ServiceNode; stop(): Promise<void> }> {
-  const node = new ServiceNode({ name: 'game', type: 2, config: options.config });
+  const node = new ServiceNode({ name: 'game', config: options.config });
   const backend = new GatewayBackend(node);
   const store = new PlayerStore(options.db);
   // The key is read from the KV once the node is up; a client that is faster waits for it.

@@ -22,7 +22,7 @@ const MAX_TEXT = 200;
  * the list, so players stay in chat without joining again.
  */
 export async function startSocial(options: SocialOptions): Promise<{ node: ServiceNode; stop(): Promise<void> }> {
-  const node = new ServiceNode({ name: 'social', type: 3, config: options.config });
+  const node = new ServiceNode({ name: 'social', config: options.config });
   const backend = new GatewayBackend(node);
   const hub = new Hub(node);
   // The key is read from the KV once the node is up; a client that is faster waits for it.

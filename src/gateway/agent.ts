@@ -95,7 +95,7 @@ export class Agent {
     this.opts = options;
     this.routes = options.routes ?? new RouteTable();
     this.heartbeatSec = options.heartbeatSec ?? 20;
-    this.node = new ServiceNode({ ...options.node, name: options.node?.name ?? 'agent', type: options.node?.type ?? 1 });
+    this.node = new ServiceNode({ ...options.node, name: options.node?.name ?? 'agent' });
     this.log = this.node.log;
     this.node.onMessage(G.ToClients, (msg) => this.onToClients(msg));
     this.node.onMessage(G.KickClients, (msg) => this.onKickClients(msg));

@@ -85,6 +85,8 @@ export function agentEndpoints(desc: ServiceDesc): AgentEndpoints {
 export interface AgentPickerOptions {
   /** Link rule (`dev`, `dev|test`, `zone*`) of the agent groups players may be sent to. */
   group: string;
+  /** False for an agent an operator disabled (`gamemesh sd disable`): it gets no new players. */
+  available?: (id: string) => boolean;
   random?: () => number;
 }
 
@@ -95,17 +97,18 @@ export class AgentPicker {
   private constructor(
     private readonly watch: ServiceWatch,
     private readonly inGroup: (group: string) => boolean,
+    private readonly available: (id: string) => boolean,
     private readonly random: () => number,
   ) {}
 
   static async open(discovery: Discovery, options: AgentPickerOptions): Promise<AgentPicker> {
     const inGroup = groupMatcher(options.group);
-    return new AgentPicker(await discovery.watchServices('agent'), inGroup, options.random ?? Math.random);
+    return new AgentPicker(await discovery.watchServices('agent'), inGroup, options.available ?? (() => true), options.random ?? Math.random);
   }
 
-  /** Agents in the group, whether or not they have room. */
+  /** Available agents in the group, whether or not they have room. */
   agents(): ServiceDesc[] {
-    return this.watch.list().filter((d) => this.inGroup(d.meta['group'] ?? ''));
+    return this.watch.list().filter((d) => this.inGroup(d.meta['group'] ?? '') && this.available(d.id));
   }
 
   /** How many agents could take a player now; nothing is counted. */

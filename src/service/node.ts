@@ -1,11 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { parseAddr as parseHostPort } from '../discovery/client.js';
 import { connectDiscovery } from '../discovery/connect.js';
-import type { Discovery, ServiceDesc, ServiceEvent, ServiceWatch } from '../discovery/types.js';
+import type { NodeState } from '../discovery/node-state.js';
+import type { Discovery, RegistrationConflict, ServiceDesc, ServiceEvent, ServiceWatch } from '../discovery/types.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { definedOnly } from '../net/options.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
 import type { MessageType } from '../wire/registry.js';
+import { Directory, registerWhenFree } from './directory.js';
 import { RpcError, ServiceError } from './errors.js';
 import { formatAddr, packAddr, parseAddr, serviceId } from './identity.js';
 import { acceptLink, type Link, type LinkIdentity } from './link.js';
@@ -16,6 +18,7 @@ import { Peers } from './peers.js';
 import { RpcEngine, type ClientInterceptor, type Init, type MessageHandler, type PeerInfo, type RpcHandler, type ServerInterceptor } from './rpc.js';
 import { Selector, type Strategy } from './select.js';
 import { StreamHub, type MeshStream, type OpenStreamOptions, type StreamHandler, type StreamOptions } from './stream/index.js';
+import { resolveServiceType } from './type-table.js';
 
 /** The configuration a node needs; `loadConfig` produces a superset. */
 export interface NodeConfig {
@@ -26,12 +29,14 @@ export interface NodeConfig {
   cluster: number;
   listen: string;
   token: string | undefined;
+  /** Logical-address type; -1 (the default): this service name's number in config/types, assigned on first use. */
+  svctype: number;
 }
 
 export interface ServiceNodeOptions {
   /** Service name, e.g. "game". */
   name: string;
-  /** Service type number for logical addresses (0..254). */
+  /** A fixed type number (0..254) when config.svctype is not given; without either, it comes from config/types. */
   type?: number;
   config?: Partial<NodeConfig>;
   /** Use this discovery instead of connecting to config.sdaddr (it is not closed on stop). */
@@ -48,6 +53,8 @@ export interface ServiceNodeOptions {
   /** Sends and calls queued for a peer that is still connecting. */
   maxPendingPerPeer?: number;
   maxFrame?: number;
+  /** How long start() waits for a crashed predecessor's registration of this id or address to expire. Default 30000. */
+  claimWaitMs?: number;
   /** Windows and limits of byte streams (`openStream`, `onStream`). */
   streams?: StreamOptions;
   logger?: Logger;
@@ -71,9 +78,11 @@ export interface ServiceNodeEvents {
   peerGone: [peer: PeerInfo];
   ready: [];
   stopping: [];
+  /** Another process took this node's id or address while it was cut off; without a listener: stop, exit 1. */
+  conflict: [err: RegistrationConflict];
 }
 
-const DEFAULT_CONFIG: NodeConfig = { sdaddr: '127.0.0.1:8900', svcgroup: 'dev', svcindex: 0, wanip: '', cluster: 1, listen: '127.0.0.1:0', token: undefined };
+const DEFAULT_CONFIG: NodeConfig = { sdaddr: '127.0.0.1:8900', svcgroup: 'dev', svcindex: 0, wanip: '', cluster: 1, listen: '127.0.0.1:0', token: undefined, svctype: -1 };
 
 /**
  * A process in the mesh: it listens on its own port, registers in discovery,
@@ -85,7 +94,6 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   static current: ServiceNode | undefined;
   readonly name: string;
   readonly id: string;
-  readonly addr: number;
   readonly config: NodeConfig;
   readonly log: Logger;
   private readonly opts: ServiceNodeOptions;
@@ -95,8 +103,11 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private readonly streams: StreamHub;
   private readonly instanceWaiters = new Map<string, Array<() => void>>();
   private readonly watches: ServiceWatch[] = [];
-  private readonly identity: LinkIdentity;
+  /** addr is settled in start(), once the type is known. */
+  private readonly identity: Omit<LinkIdentity, 'addr'> & { addr: number };
+  private readonly fixedType: number | undefined;
   private disco: Discovery | undefined;
+  private directory: Directory | undefined;
   private readonly dependencies: Set<string>;
   private extraMeta: Record<string, string> = {};
   private readonly drainHooks: Array<(timeoutMs: number) => Promise<void>> = [];
@@ -113,12 +124,13 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.config = { ...DEFAULT_CONFIG, ...definedOnly(options.config ?? {}) };
     this.name = options.name;
     this.id = serviceId(options.name, this.config.svcindex, this.config.svcgroup);
-    this.addr = packAddr({ cluster: this.config.cluster, type: options.type ?? 0, index: this.config.svcindex });
+    this.fixedType = this.config.svctype >= 0 ? this.config.svctype : options.type;
     this.log = options.logger ?? createLogger(`service.${options.name}`);
     this.dependencies = new Set(options.dependencies ?? []);
     this.rpc = new RpcEngine({ maxInflight: options.maxInflight ?? 10_000, logger: this.log });
     this.streams = new StreamHub({ ...options.streams, selfId: this.id, log: this.log, active: () => this.state !== 'stopping' && this.state !== 'stopped', defaultTimeoutMs: options.callTimeoutMs ?? 5000 });
-    this.identity = { id: this.id, name: this.name, addr: this.addr, secret: this.config.token || undefined, load: () => this.load };
+    const addr = packAddr({ cluster: this.config.cluster, type: this.fixedType ?? 0, index: this.config.svcindex });
+    this.identity = { id: this.id, name: this.name, addr, secret: this.config.token || undefined, load: () => this.load };
     this.peers = new Peers({
       id: this.id,
       identity: this.identity,
@@ -127,6 +139,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       streams: this.streams,
       maxFrame: options.maxFrame ?? 4 * 1024 * 1024,
       active: () => this.state !== 'stopping' && this.state !== 'stopped',
+      available: (id) => this.directory?.available(id) ?? true,
       stopped: () => this.state === 'stopped',
       peerUp: (peer, replaced) => {
         this.emit('linkUp', peer);
@@ -146,6 +159,11 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
 
   get ready(): boolean {
     return this.isReady;
+  }
+
+  /** The logical address, packed; its type is known once start() has resolved it. */
+  get addr(): number {
+    return this.identity.addr;
   }
 
   get logicalAddress(): string {
@@ -188,6 +206,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     } catch (err) {
       // Release what was opened, or the port keeps the process alive after a failed start.
       for (const w of this.watches.splice(0)) w.stop();
+      this.directory?.close();
       await this.listener?.close();
       if (!this.opts.discovery) await this.disco?.close().catch(() => {});
       this.state = 'stopped';
@@ -202,15 +221,47 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
 
   private async open(): Promise<void> {
     const { host, port } = parseHostPort(this.config.listen);
+    this.disco = this.opts.discovery ?? (await connectDiscovery(this.config.sdaddr, { token: this.config.token, name: this.id, connectTimeoutMs: 10_000 }));
+    // The type first: links announce the logical address from their first frame.
+    const type = await resolveServiceType(this.disco, this.name, this.fixedType);
+    this.identity.addr = packAddr({ cluster: this.config.cluster, type, index: this.config.svcindex });
+    this.directory = new Directory(this.disco, (id) => this.peers.stateChanged(id));
+    await this.directory.open();
     this.listener = await listenTcp({ host, port, maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000 }, (session) => {
       acceptLink(session, this.identity, 5000).then(
         (link) => this.peers.addLink(link),
         (err: Error) => this.log.warn({ remote: session.remoteAddress, err: err.message }, 'refused a link'),
       );
     });
-    this.disco = this.opts.discovery ?? (await connectDiscovery(this.config.sdaddr, { token: this.config.token, name: this.id, connectTimeoutMs: 10_000 }));
     for (const dep of this.dependencies) await this.watchDependency(dep);
-    await this.disco.register(this.descriptor());
+    this.directory.onConflict(this.id, (err) => this.onConflict(err));
+    await registerWhenFree(this.disco, this.descriptor(), this.log, this.opts.claimWaitMs ?? 30_000);
+  }
+
+  private onConflict(err: RegistrationConflict): void {
+    if (this.stopping) return;
+    this.log.fatal({ err: err.message }, 'another process took this node\'s registration');
+    if (this.listenerCount('conflict') > 0) return void this.emit('conflict', err);
+    void this.stop().finally(() => process.exit(1));
+  }
+
+  /** Logical addresses (`cluster.type.index`) of the live, available nodes of a type (clustergo's GetAddrByType). */
+  addrsByType(type: number): Promise<string[]> {
+    return this.cluster.addrsByType(type);
+  }
+
+  /** One of addrsByType(type): at random, or the same one for the same key; undefined when there is none. */
+  pickAddr(type: number, key?: string): Promise<string | undefined> {
+    return this.cluster.pickAddr(type, key);
+  }
+
+  /** A node's operator-set state (`gamemesh sd disable/enable`), by service id. */
+  nodeState(id: string): NodeState {
+    return this.cluster.state(id);
+  }
+
+  private get cluster(): Directory {
+    return this.directory ?? notStarted();
   }
 
   private async watchDependency(dep: string): Promise<void> {
@@ -309,6 +360,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     await Promise.all(this.drainHooks.map((hook) => hook(Math.max(0, deadline - Date.now())).catch((err: Error) => this.log.warn({ err: err.message }, 'a drain hook failed'))));
     if (this.loadTimer) clearTimeout(this.loadTimer);
     for (const w of this.watches) w.stop();
+    this.directory?.close();
     this.peers.closeAll('service stopped');
     this.rpc.close();
     await this.listener?.close();
@@ -468,13 +520,15 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
 
   /** Lazy connect (clustergo): find the instance that owns a logical address. */
   private async lookupAddr(addr: number): Promise<Peer> {
-    const text = formatAddr(addr);
-    const found = (await this.discovery.listServices()).find((d) => d.meta['addr'] === text);
-    if (!found) throw new RpcError('unavailable', `no service has logical address ${text}`);
+    const found = await this.cluster.lookup(addr);
     const peer = this.peers.peerFor(found.id, found.name, addr);
     peer.desc ??= found;
     return peer;
   }
+}
+
+function notStarted(): never {
+  throw new ServiceError('the node is not started');
 }
 
 

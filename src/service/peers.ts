@@ -27,6 +27,8 @@ export interface PeerHost {
   readonly maxFrame: number;
   /** Not stopping or stopped: new links and dials are welcome. */
   active(): boolean;
+  /** The operators' flag (`gamemesh sd disable`): an unavailable peer is never picked for new work, but keeps its link. */
+  available(id: string): boolean;
   stopped(): boolean;
   /** `replaced`: a duplicate link was resolved; the peer was up already. */
   peerUp(peer: Peer, replaced: boolean): void;
@@ -57,13 +59,19 @@ export class Peers {
     return this.byAddr.get(addr);
   }
 
-  /** Connected, non-draining instances of a service, sorted by id. */
+  /** Connected, non-draining, available instances of a service, sorted by id. */
   instances(name: string): readonly Peer[] {
     return this.candidates.get(name) ?? [];
   }
 
   all(): IterableIterator<Peer> {
     return this.byId.values();
+  }
+
+  /** A node's state changed: if it is a peer, it may have become (un)available for selection. */
+  stateChanged(id: string): void {
+    const peer = this.byId.get(id);
+    if (peer) this.refreshCandidates(peer.name);
   }
 
   /** Closes every link, retiring ones included, and fails whatever waits for one. */
@@ -255,7 +263,7 @@ export class Peers {
 
   private refreshCandidates(name: string): void {
     const list: Peer[] = [];
-    for (const p of this.byId.values()) if (p.name === name && p.connected && !p.draining) list.push(p);
+    for (const p of this.byId.values()) if (p.name === name && p.connected && !p.draining && this.host.available(p.id)) list.push(p);
     list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     this.candidates.set(name, list);
   }
