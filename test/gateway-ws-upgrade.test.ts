@@ -15,8 +15,9 @@ import { RouteTable } from '../src/gateway/routes.js';
 import { cleanupStack, silent, startDiscoveryServer } from './helpers/mesh.js';
 import { waitFor } from './helpers/proc.js';
 
-const DEADLINE_MS = 1000;
-const SLOW_DEADLINE_MS = 2000;
+// Wide enough apart that a loaded machine's late timers cannot blur "at once", "at the deadline" and "after it".
+const DEADLINE_MS = 1500;
+const SLOW_DEADLINE_MS = 3000;
 const MAX_CLIENTS = 100;
 
 interface Probe {
@@ -60,21 +61,22 @@ test('half-sent WebSocket upgrades are closed by the handshake deadline, and a f
   const probes = await Promise.all(Array.from({ length: 300 }, () => probe(port, PARTIAL)));
   defer(() => probes.forEach((p) => p.socket.destroy()));
   // Past the cap, sockets are closed at once.
-  await waitFor(() => probes.filter((p) => p.closedAt !== undefined).length >= 300 - MAX_CLIENTS, 2000, 'the sockets over the cap to be closed');
-  const early = probes.filter((p) => p.closedAt !== undefined && p.closedAt - p.openedAt < DEADLINE_MS / 2);
+  await waitFor(() => probes.filter((p) => p.closedAt !== undefined).length >= 300 - MAX_CLIENTS, DEADLINE_MS, 'the sockets over the cap to be closed');
+  const early = probes.filter((p) => p.closedAt !== undefined && p.closedAt - p.openedAt < DEADLINE_MS - 200);
   assert.ok(early.length >= 300 - MAX_CLIENTS, `${early.length} closed at once`);
   const held = probes.filter((p) => p.closedAt === undefined);
   assert.ok(held.length <= MAX_CLIENTS, `${held.length} sockets held open, over the cap of ${MAX_CLIENTS}`);
   assert.ok(held.length > 0, 'some were admitted');
 
   // The admitted ones, at the deadline: not before it, and not long after.
-  await waitFor(() => probes.every((p) => p.closedAt !== undefined), DEADLINE_MS * 3, 'every half-upgrade to be closed');
+  await waitFor(() => probes.every((p) => p.closedAt !== undefined), DEADLINE_MS + 5000, 'every half-upgrade to be closed');
   for (const p of held) {
     const lived = (p.closedAt as number) - p.openedAt;
-    assert.ok(lived >= DEADLINE_MS - 100 && lived < DEADLINE_MS + 1000, `a half-upgrade lived ${lived.toFixed(0)} ms`);
+    // Node's own header timeout would hold them for a minute or more.
+    assert.ok(lived >= DEADLINE_MS - 100 && lived < DEADLINE_MS + 4000, `a half-upgrade lived ${lived.toFixed(0)} ms`);
     assert.equal(p.received, '', 'closed without an answer');
   }
-  assert.ok(performance.now() - started < DEADLINE_MS * 3);
+  assert.ok(performance.now() - started < DEADLINE_MS + 6000);
 
   // The port still serves real clients once the flood is gone.
   const client = new GameClient({ transport: () => wsTransportNode(agent.wsUrl as string), reconnect: false, requestTimeoutMs: 3000 });

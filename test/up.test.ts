@@ -207,8 +207,8 @@ test('a service not ready in time, one that exits before it is ready and one tha
       'the start to fail',
     );
   };
-  const slow = await failure([fx.svc('first'), fx.svc('slowpoke', ['--never-ready'])], { startTimeoutMs: 500 });
-  assert.match(slow, /^cluster slow did not start: service slowpoke was not ready \(no stdout line matching \/is ready\/\) within 0\.5s\n/);
+  const slow = await failure([fx.svc('first'), fx.svc('slowpoke', ['--never-ready'])], { startTimeoutMs: 2500 });
+  assert.match(slow, /^cluster slow did not start: service slowpoke was not ready \(no stdout line matching \/is ready\/\) within 2\.5s\n/);
   assert.match(slow, /last output of slowpoke:\n {2}hello from slowpoke\n {2}WARN {2}\[fixture\] a warning n=1\n/);
   assert.deepEqual(fx.pids().filter(alive), [], 'both were stopped');
 
