@@ -64,7 +64,7 @@ const GAMEMESH = 'gamemesh';
 const ROUTES = { version: 1, routes: [{ msgId: 1001, name: 'echo.EchoReq', service: 'echo', rule: 'pass' }] };
 
 /** A comma-separated list of positive integers from the environment, if set. */
-function envInts(name: string): number[] | undefined {
+export function envInts(name: string): number[] | undefined {
   const raw = process.env[name];
   if (raw === undefined || raw.trim() === '') return undefined;
   const out = raw.split(',').map((s) => Number(s.trim()));
@@ -162,7 +162,7 @@ export class LoadGen {
   }
 }
 
-function numberOf(reply: Reply, key: string): number {
+export function numberOf(reply: Reply, key: string): number {
   const v = reply[key];
   return typeof v === 'number' ? v : NaN;
 }
@@ -180,7 +180,7 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-function bin(): string {
+export function bin(): string {
   return path.join(ROOT, 'bin', 'gamemesh.js');
 }
 
@@ -308,7 +308,7 @@ export interface Round {
   readonly backMs: number;
 }
 
-interface E2eResult {
+export interface E2eResult {
   readonly system: string;
   readonly clients: number;
   /** Median over the rounds, and the range. */
@@ -361,7 +361,7 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
-function summarize(system: string, clients: number, rounds: readonly Round[]): E2eResult {
+export function summarize(system: string, clients: number, rounds: readonly Round[]): E2eResult {
   const responses = rounds.reduce((a, r) => a + r.responses, 0);
   const us = (pick: (r: Round) => number): number => (rounds.reduce((a, r) => a + pick(r), 0) * 1000) / responses;
   const rates = rounds.map((r) => r.perSec);
@@ -406,7 +406,7 @@ async function measureE2e(systems: readonly Running[]): Promise<E2eResult[]> {
  * of the two ran back to back, so a burst of other work on the machine
  * mostly hits both or shows up as one outlying ratio.
  */
-function pairedRatio(a: E2eResult, b: E2eResult): number {
+export function pairedRatio(a: E2eResult, b: E2eResult): number {
   const n = Math.min(a.rates.length, b.rates.length);
   return median(Array.from({ length: n }, (_, i) => (a.rates[i] as number) / (b.rates[i] as number)));
 }

@@ -13,10 +13,14 @@ interface BenchEntry {
 export const BENCHES: readonly BenchEntry[] = [
   { name: 'protobuf', load: () => import('./protobuf.js') },
   { name: 'codec', load: () => import('./codec.js') },
+  { name: 'msglog', load: () => import('./msglog.js') },
   { name: 'discovery', load: () => import('./discovery.js') },
   { name: 'rpc', load: () => import('./rpc.js') },
+  { name: 'backend', load: () => import('./backend.js') },
   { name: 'gateway', load: () => import('./gateway.js') },
   { name: 'kcp', load: () => import('./kcp.js') },
+  { name: 'pomelo', load: () => import('./pomelo.js') },
+  { name: 'stream', load: () => import('./stream.js') },
   { name: 'metrics', load: () => import('./metrics.js') },
 ];
 

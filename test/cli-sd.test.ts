@@ -95,7 +95,8 @@ test('viewsvc shows registered services; clearvalue keeps them', { timeout: 30_0
   assert.equal(clear.stdout, 'deleted 3 key(s)\n');
   assert.deepEqual(
     (await client.list('')).map((kv) => kv.key),
-    [serviceKey('game', 'game#1@dev'), serviceKey('game', 'game#2@dev')],
+    ['_claim/id/game#1@dev', '_claim/id/game#2@dev', serviceKey('game', 'game#1@dev'), serviceKey('game', 'game#2@dev')],
+    'registrations and their id claims',
   );
   assert.equal((await sd(addr, 'viewsvc')).stdout, view.stdout, 'services survive clearvalue');
 });

@@ -16,6 +16,7 @@ import ts from 'typescript';
 import { autoId, CodegenError, generate, writeGenerated, type GenerateResult } from '../src/codegen/index.js';
 import { DiscoveryServer } from '../src/discovery/index.js';
 import { ServiceError, ServiceNode } from '../src/service/index.js';
+import { RouteTable, type RouteTableJSON } from '../src/gateway/routes.js';
 import { ROOT, runCli } from './helpers/proc.js';
 
 const RUNTIME = join(ROOT, 'dist', 'src', 'index.js');
@@ -107,8 +108,18 @@ test('fixture: nested messages, enums, maps, repeated, optional, aliased imports
     { msgId: 1201, name: 'demo.ChatSay', service: 'chat', rule: 'auth' },
     { msgId: login, name: 'demo.LoginReq', service: 'game', rule: 'pass' },
   ] };
-  assert.deepEqual(JSON.parse(text(rich, 'routes.json')) as unknown, table);
-  assert.deepEqual(rich.routes, table);
+  const written = JSON.parse(text(rich, 'routes.json')) as RouteTableJSON;
+  assert.deepEqual({ version: written.version, routes: written.routes }, table);
+  assert.deepEqual(written, rich.routes);
+  // The pomelo section: every message with an id, under its full name (no (gamemesh.pomelo) here), and the types they use.
+  const pomelo = rich.routes.pomelo;
+  assert.ok(pomelo);
+  assert.equal(pomelo.messages.length, rich.messages);
+  assert.deepEqual(pomelo.messages.find((m) => m.msgId === 1101), { msgId: 1101, name: 'demo.MoveReq', route: 'demo.MoveReq' });
+  const descriptor = JSON.stringify(pomelo.descriptor);
+  assert.match(descriptor, /"Vec2"/, 'a type a routed message uses comes along');
+  assert.doesNotMatch(descriptor, /"Note"/, 'a type nothing on the wire uses does not');
+  assert.ok(RouteTable.parse(written).pomelo?.byRoute('demo.MoveReq'), 'the agent reads what gen writes');
 
   const index = text(rich, 'index.ts');
   assert.match(index, /export \{ Chat, ChatAck, ChatSay, Game, Kick, LoginReq, LoginResp, MoveReq, MoveResp, Ping, Pong \} from '\.\/game\/game\.js';/);
@@ -361,6 +372,35 @@ test('invalid protos are rejected with a message naming what is wrong', () => {
   assert.match(genError({ 'a.proto': 'message A {}', 'b.proto': 'message A {}' }), /b\.proto: duplicate name 'A'/);
   assert.match(genError({ 'a.proto': 'message A { message B {} }\nmessage A_B {}' }), /the TypeScript name A_B is used by both t\.A\.B and t\.A_B/);
   assert.match(genError({ 'index.proto': 'message A {}' }), /its generated index\.ts would replace the shared one/);
+});
+
+test('(gamemesh.pomelo): routes for pomelo clients, checked, and demo/gen is up to date', () => {
+  const dir = protoDir({
+    'a.proto': [
+      'message Req { option (gamemesh.route) = "game"; option (gamemesh.rule) = "pass"; option (gamemesh.pomelo) = "game.h.req"; Inner in = 1; }',
+      'message Inner { uint32 n = 1; }',
+      'message Push { option (gamemesh.pomelo) = "onPush"; string text = 1; }',
+      'message Unused { string x = 1; }',
+    ].join('\n'),
+  });
+  const result = generate({ protoDir: dir });
+  const pomelo = result.routes.pomelo;
+  assert.ok(pomelo);
+  assert.deepEqual(pomelo.messages.map((m) => [m.name, m.route, m.msgId]), [
+    ['t.Req', 'game.h.req', autoId('t.Req')],
+    ['t.Push', 'onPush', autoId('t.Push')],
+  ].sort((x, y) => (x[2] as number) - (y[2] as number)));
+  assert.deepEqual(Object.keys((pomelo.descriptor.nested?.['t'] as { nested: object }).nested).sort(), ['Inner', 'Push', 'Req'], 'a (gamemesh.pomelo) push gets an id; unused types stay out');
+  assert.match(genError({ 'a.proto': 'message A { option (gamemesh.pomelo) = "has space"; }' }), /t\.A: \(gamemesh\.pomelo\) must not contain spaces/);
+  assert.match(genError({ 'a.proto': `message A { option (gamemesh.pomelo) = "${'x'.repeat(256)}"; }` }), /over 255 bytes/);
+  assert.match(genError({ 'a.proto': 'message A { option (gamemesh.route) = "g"; option (gamemesh.pomelo) = "r"; }\nmessage B { option (gamemesh.pomelo) = "r"; }' }), /pomelo route r names both t\.A and t\.B/);
+  assert.match(genError({ 'a.proto': 'message A { option (gamemesh.route) = "g"; option (gamemesh.pomelo) = "t.B"; }\nmessage B { option (gamemesh.id) = 1500; }' }), /pomelo route t\.B names both t\.A and t\.B/);
+
+  const demo = generate({ protoDir: join(ROOT, 'demo', 'proto'), importFrom: '../../src/client/index.js' });
+  for (const file of demo.files) {
+    assert.equal(readFileSync(join(ROOT, 'demo', 'gen', file.path), 'utf8'), file.content, `demo/gen/${file.path} is stale: run npm run gen:demo`);
+  }
+  assert.equal(demo.routes.pomelo?.messages.find((m) => m.name === 'demo.EarnGoldReq')?.route, 'game.player.earnGold');
 });
 
 /** Exactly one line on stderr, and nothing that looks like a stack trace. */

@@ -5,20 +5,17 @@
  * players' acknowledged progress checked across the restart.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { SignJWT } from 'jose';
 import { ClientError, type BackendStatus, type GameClient } from '../src/client/index.js';
 import { issueToken, keyFromSecret } from '../src/login/tokens.js';
-import { startCluster, type Cluster } from '../src/up/supervisor.js';
 import { earnAmount, levelCost } from '../demo/game/rules.js';
 import { ChatMsg, ChatSendReq, ChatSendResp, EarnGoldReq, EarnGoldResp, EnterGameReq, EnterGameResp, JoinChatReq, JoinChatResp, LevelUpReq, LevelUpResp, StatsReq, StatsResp, WhisperReq, WhisperResp, WhoReq, WhoResp, type Player } from '../demo/gen/index.js';
 import { login } from '../demo/play/login.js';
 import { enterWorld, playerClient, playerOf } from '../demo/play/player.js';
+import { startDemo } from './helpers/demo.js';
 import { cleanupStack, type Defer } from './helpers/mesh.js';
-import { BIN, freePort, Proc, ROOT, waitFor } from './helpers/proc.js';
+import { BIN, Proc, waitFor } from './helpers/proc.js';
 
 const SECRET = 'demo-process-test-jwt-secret-0123456789';
 const KEY = keyFromSecret(SECRET);
@@ -68,25 +65,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('the demo cluster: bots, forged tokens, the terminal client, and kill -9 of the game', { timeout: 150_000 }, async (t: TestContext) => {
   const defer = cleanupStack(t);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gamemesh-demo-'));
-  defer(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const [sdPort, httpPort] = [await freePort(), await freePort()];
-  let output = '';
-  // The file as `npm start` runs it; only the ports and the data directory differ.
-  const cluster: Cluster = startCluster(path.join(ROOT, 'demo', 'cluster.json'), {
-    cwd: ROOT,
-    vars: { sdaddr: `127.0.0.1:${sdPort}`, http: `127.0.0.1:${httpPort}`, dashboard: `127.0.0.1:${await freePort()}`, data: dir },
-    // A known JWT key, so the test can sign tokens the services would accept, and near-misses of them.
-    env: { ...process.env, GAMEMESH_JWT_SECRET: SECRET },
-    color: false,
-    write: (s) => (output += s),
-    restartDelayMs: 200,
-    stopTimeoutMs: 5000,
-  });
-  defer(() => cluster.stop());
-  await cluster.ready.catch((err: Error) => assert.fail(`${err.message}\n${output.slice(-3000)}`));
-  const url = `http://127.0.0.1:${httpPort}`;
-  const service = (name: string) => cluster.services.find((s) => s.name === name) ?? assert.fail(`no service ${name}`);
+  // A known JWT key, so the test can sign tokens the services would accept, and near-misses of them.
+  const { cluster, url, service, output: printed } = await startDemo(defer, { env: { ...process.env, GAMEMESH_JWT_SECRET: SECRET } });
 
   await t.test('a short bot run ends without errors', async (st) => {
     const run = bot(defer, url, ['--clients', '20', '--duration', '5']);
@@ -97,7 +77,7 @@ test('the demo cluster: bots, forged tokens, the terminal client, and kill -9 of
     assert.match(run.stdout, /^login +20 /m);
     assert.match(run.stdout, /^earn gold +[1-9]\d* /m);
     assert.match(run.stderr, /logged in 20\/20 +playing 20 /);
-    assert.doesNotMatch(output, /exited with code|killed by|restarting/, 'no service died');
+    assert.doesNotMatch(printed(), /exited with code|killed by|restarting/, 'no service died');
   });
 
   await t.test('the bots play over KCP (UDP) as well', async (st) => {
@@ -139,6 +119,8 @@ test('the demo cluster: bots, forged tokens, the terminal client, and kill -9 of
       'alg none': `${b64({ alg: 'none', typ: 'JWT' })}.${b64(body)}.`,
       HS512: await new SignJWT({ name: 'victim' }).setProtectedHeader({ alg: 'HS512', typ: 'JWT' }).setSubject('victim').setIssuer('gamemesh').setAudience('gamemesh').setIssuedAt(now).setExpirationTime(now + 600).sign(KEY),
       'payload swapped under a genuine signature': `${gh}.${b64({ ...body, sub: 'admin', name: 'admin' })}.${gs}`,
+      // The right key and algorithm, but a lifetime no login issues (the maximum is 30 days).
+      'exp in 2100': await new SignJWT({ name: 'victim' }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject('victim').setIssuer('gamemesh').setAudience('gamemesh').setIssuedAt(now).setExpirationTime(Math.floor(Date.UTC(2100, 0, 1) / 1000)).sign(KEY),
       garbage: 'not.a.jwt',
     };
     for (const [what, token] of Object.entries(forged)) {

@@ -13,18 +13,19 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { startCluster, type Cluster } from '../src/up/supervisor.js';
-import { freePort, ROOT, waitFor } from './helpers/proc.js';
+import type { Browser, Page } from 'playwright-core';
+import type { Cluster } from '../src/up/supervisor.js';
+import { chromiumMissing, launchChromium } from './helpers/browser.js';
+import { startDemoCluster } from './helpers/demo-cluster.js';
+import { ROOT, waitFor } from './helpers/proc.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const BUNDLE = path.join(ROOT, 'demo', 'web', 'app.js');
 const PAGE_SOURCE = path.join(ROOT, 'demo', 'web-src', 'app.ts');
 const PASSWORD = 'secret123';
 /** Per step (a click's answer, a chat line arriving); the cluster answers in milliseconds. */
 const STEP_MS = 10_000;
 
-const noChromium = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)`;
+const noChromium = chromiumMissing();
 
 test('demo web page: two players log in, chat, whisper and level up', { skip: noChromium !== undefined && !process.env['CI'] ? noChromium : false, timeout: 60_000 }, async (t) => {
   if (noChromium) assert.fail(`${noChromium}; CI is set, so this is a failure rather than a skip`);
@@ -45,27 +46,12 @@ test('demo web page: two players log in, chat, whisper and level up', { skip: no
   });
 
   try {
-    const sdPort = await freePort();
-    let httpPort = await freePort();
-    while (httpPort === sdPort) httpPort = await freePort();
     // The demo's own file; ${data} moves discovery's and the game's files out of the package.
-    cluster = startCluster(path.join(ROOT, 'demo', 'cluster.json'), {
-      cwd: ROOT,
-      vars: { sdaddr: `127.0.0.1:${sdPort}`, http: `127.0.0.1:${httpPort}`, dashboard: `127.0.0.1:${await freePort()}`, data: path.join(tmp, 'data') },
-      color: false,
-      stopTimeoutMs: 5000,
-      write: (text) => (output += text),
-    });
-    await cluster.ready;
+    cluster = (await startDemoCluster(path.join(tmp, 'data'), { color: false, stopTimeoutMs: 5000, write: (text) => (output += text) })).cluster;
     const url = cluster.urls[0];
     assert.ok(url, 'the cluster file names the page URL');
 
-    // launch() runs Chromium on a fresh temporary profile (--user-data-dir) that close() removes.
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     const alice = await openPage(browser, url);
     const bob = await openPage(browser, url);
 

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { pino } from 'pino';
 import { DiscoveryClient, DiscoveryServer } from '../src/discovery/index.js';
-import { discoveryBehaviour } from './suites/discovery-behaviour.js';
+import { discoveryBehaviour, type Backend } from './suites/discovery-behaviour.js';
+import { registryClaims } from './suites/registry-claims.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gm-disc-'));
 const graceMs = 400;
@@ -23,7 +24,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-discoveryBehaviour({
+const backend: Backend = {
   name: 'built-in server',
   graceMs,
   connect: (name) => DiscoveryClient.connect({ addr: `127.0.0.1:${port}`, name, reconnectMinMs: 20, reconnectMaxMs: 200 }),
@@ -32,4 +33,6 @@ discoveryBehaviour({
     await startServer();
   },
   prefix: () => `t${++n}/`,
-});
+};
+discoveryBehaviour(backend);
+registryClaims(backend);

@@ -11,9 +11,12 @@ import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { asString, connectDiscovery, DiscoveryError, EtcdDiscovery, parseEtcdAddr, type EtcdDiscoveryOptions, type KvEvent, type ServiceDesc, type ServiceEvent } from '../src/discovery/index.js';
+import { deregisterClaimed, registerClaimed, type ClaimsHost } from '../src/discovery/etcd-claims.js';
+import { RegistrationConflict } from '../src/discovery/types.js';
 import { EtcdCluster, etcdMissing } from './helpers/etcd.js';
 import { BIN, freePort, runCli, spawnNode, tempDir, waitFor } from './helpers/proc.js';
-import { discoveryBehaviour } from './suites/discovery-behaviour.js';
+import { discoveryBehaviour, type Backend } from './suites/discovery-behaviour.js';
+import { registryClaims } from './suites/registry-claims.js';
 
 /** Lease TTL for the tests: etcd's minimum is about 2 s. */
 const TTL = 2;
@@ -61,13 +64,15 @@ if (missing) {
     return d;
   }
 
-  discoveryBehaviour({
+  const backend: Backend = {
     name: 'etcd',
     graceMs: TTL * 1000,
     connect: (name) => connect(name),
     restart: () => etcd.restart(0),
     prefix: () => `t${++n}/`,
-  });
+  };
+  discoveryBehaviour(backend);
+  registryClaims(backend);
 
   describe('etcd backend', () => {
     test('keys live under the prefix in etcd, and come back without it', async (t) => {
@@ -131,6 +136,33 @@ if (missing) {
       assert.deepEqual(sw.list().map((s) => s.id), [svc('k9', 1).id]);
       assert.deepEqual(svcEvents, [], 'the registration never went away');
       assert.equal((await watcher.listServices('k9')).length, 1);
+    });
+
+    test('claims name their owner, not its lease: a client takes its own claims back under a new lease; another is refused', async (t) => {
+      const admin = new Etcd3({ hosts: etcd.endpoints });
+      t.after(() => admin.close());
+      const grant = async () => (await admin.leaseClient.leaseGrant({ TTL: 30 })).ID;
+      const claims: ClaimsHost = {
+        txn: (req) => admin.kv.txn(req),
+        leaseTtl: async (id) => Number((await admin.leaseClient.leaseTimeToLive({ ID: id })).TTL),
+        fullKey: (key) => Buffer.from(PREFIX + key),
+      };
+      const desc: ServiceDesc = { name: 'own', id: 'own#0@dev', host: '127.0.0.1', port: 7001, meta: { addr: '9.9.0' } };
+      const [l1, l2, l3] = [await grant(), await grant(), await grant()];
+      await registerClaimed(claims, desc, { instance: 'me', lease: l1 });
+      // The same client after losing l1 (a missed keepalive, say) while its keys still live under it.
+      await registerClaimed(claims, desc, { instance: 'me', lease: l2 });
+      for (const key of ['_svc/own/own#0@dev', '_claim/id/own#0@dev', '_claim/addr/9.9.0']) {
+        const res = await admin.kv.range({ key: Buffer.from(PREFIX + key) });
+        assert.equal(res.kvs[0]?.lease, l2, `${key} moved to the new lease`);
+      }
+      await assert.rejects(registerClaimed(claims, { ...desc, port: 7002 }, { instance: 'other', lease: l3 }), (e: unknown) => e instanceof RegistrationConflict && (e.retryAfterMs ?? 0) > 25_000);
+      await deregisterClaimed(claims, 'own', 'own#0@dev', 'other', l3);
+      assert.equal((await admin.kv.range({ key: Buffer.from(`${PREFIX}_claim/id/own#0@dev`) })).kvs.length, 1, "another owner's deregistration removes nothing");
+      await deregisterClaimed(claims, 'own', 'own#0@dev', 'me', undefined);
+      for (const key of ['_svc/own/own#0@dev', '_claim/id/own#0@dev', '_claim/addr/9.9.0']) {
+        assert.equal((await admin.kv.range({ key: Buffer.from(PREFIX + key) })).kvs.length, 0, `the owner removed ${key}`);
+      }
     });
 
     test('a lost lease (expired or revoked) is replaced and the services registered again', async (t) => {

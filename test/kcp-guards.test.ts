@@ -198,7 +198,8 @@ test('forged source addresses (raw socket) against an agent: no session, nothing
     return;
   }
   const mesh = await startGatewayMesh(defer);
-  const agent = await new Agent({ node: { config: { sdaddr: mesh.sdaddr }, logger: silent, shutdownTimeoutMs: 500 }, routes: ROUTES, tcpPort: null, wsPort: null, kcpPort: 0 }).start();
+  // Index 1: the mesh's own agent is agent#0@dev.
+  const agent = await new Agent({ node: { config: { sdaddr: mesh.sdaddr, svcindex: 1 }, logger: silent, shutdownTimeoutMs: 500 }, routes: ROUTES, tcpPort: null, wsPort: null, kcpPort: 0 }).start();
   defer(() => agent.stop());
   const port = Number((agent.kcpAddress ?? '').split(':')[1]);
   const stats = agent.kcpStats ?? assert.fail('no KCP stats');

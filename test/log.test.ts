@@ -160,20 +160,22 @@ test('message logs: muted names are dropped, others logged at debug', async () =
   let serialized = 0;
   const body = (x: number): unknown => ({ x, toJSON: () => (serialized++, { x }) });
 
-  logMessage(net, 'send', 'PingREQ', '127.0.0.1:5000', body(1));
-  logMessage(net, 'recv', 'HeartBeat', '127.0.0.1:5000', body(2));
-  logMessage(net, 'recv', 'Move', '127.0.0.1:5000', body(3));
-  logMessage(net, 'send', 'Chat', 'sid=7');
-  logMessage(off, 'recv', 'Move', '127.0.0.1:5000', body(4));
+  logMessage(net, 'send', 'PingREQ', '127.0.0.1:5000', 1, body(1));
+  logMessage(net, 'recv', 'HeartBeat', '127.0.0.1:5000', 2, body(2));
+  logMessage(net, 'recv', 'Move', '127.0.0.1:5000', 3, body(3));
+  logMessage(net, 'send', 'Chat', 'sid=7', 4);
+  // Muted by the name without its package, too.
+  logMessage(net, 'send', 'game.PingACK', 'sid=7', 5);
+  logMessage(off, 'recv', 'Move', '127.0.0.1:5000', 6, body(4));
   assert.equal(serialized, 1, 'only the logged body was serialized');
   await closeLogs();
 
   const lines = readLines(join(d, logFiles(d)[0] ?? 'missing'));
   assert.deepEqual(
-    lines.map((l) => [l['level'], l['name'], l['dir'], l['msgName'], l['peer'], l['body'], l['msg']]),
+    lines.map((l) => [l['level'], l['name'], l['dir'], l['msgName'], l['peer'], l['size'], l['body'], l['msg']]),
     [
-      [20, 'net', 'recv', 'Move', '127.0.0.1:5000', { x: 3 }, 'recv Move'],
-      [20, 'net', 'send', 'Chat', 'sid=7', undefined, 'send Chat'],
+      [20, 'net', 'recv', 'Move', '127.0.0.1:5000', 3, { x: 3 }, 'recv Move'],
+      [20, 'net', 'send', 'Chat', 'sid=7', 4, undefined, 'send Chat'],
     ],
   );
 });
@@ -185,8 +187,8 @@ test('a muted or disabled message log costs next to nothing', () => {
   const body = { big: 'x'.repeat(1000) };
   const start = process.hrtime.bigint();
   for (let i = 0; i < 1_000_000; i++) {
-    logMessage(hot, 'recv', 'Ping', 'peer', body);
-    logMessage(cold, 'send', 'Move', 'peer', body);
+    logMessage(hot, 'recv', 'Ping', 'peer', 10, body);
+    logMessage(cold, 'send', 'Move', 'peer', 10, body);
   }
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
   // About 10 ms here; formatting even one line per call would take seconds.

@@ -17,9 +17,9 @@ import { getJSON } from '../src/discovery/values.js';
 import { AccountStore, accountKey, type AccountRecord } from '../src/login/accounts.js';
 import { pickAgent } from '../src/login/agents.js';
 import { startLogin, NO_AGENT_MESSAGE, type LoginOptions, type LoginServer } from '../src/login/server.js';
-import { issueToken, JWT_SECRET_KEY, keyFromSecret, loadJwtKey, TokenError, verifyToken } from '../src/login/tokens.js';
+import { issueToken, JWT_SECRET_KEY, keyFromSecret, loadJwtKey, MAX_TTL_SEC, TokenError, verifyToken } from '../src/login/tokens.js';
 import type { ServiceNode } from '../src/service/node.js';
-import { cleanupStack, startDiscoveryServer, startNode, type Defer } from './helpers/mesh.js';
+import { cleanupStack, SECRET as MESH_SECRET, startDiscoveryServer, startNode, type Defer } from './helpers/mesh.js';
 import { BIN, Proc, tempDir, waitFor } from './helpers/proc.js';
 
 delete process.env['GAMEMESH_JWT_SECRET'];
@@ -38,17 +38,18 @@ interface Setup {
 
 async function setup(t: Parameters<typeof cleanupStack>[0], options: Partial<LoginOptions> = {}): Promise<Setup> {
   const defer = cleanupStack(t);
-  const { addr } = await startDiscoveryServer(defer);
+  // With the cluster token: only then does discovery keep secrets (config/login/jwt_secret).
+  const { addr } = await startDiscoveryServer(defer, 500, MESH_SECRET);
   const node = await startNode(defer, addr, { name: 'login' });
   const login = await startLogin({ node, host: '127.0.0.1', port: 0, demo: true, jwtSecret: SECRET, rateLimit: { burst: 1000, perSec: 1000 }, ...options });
   defer(() => login.stop());
-  const agents = await DiscoveryClient.connect({ addr, name: 'fake-agents' });
+  const agents = await DiscoveryClient.connect({ addr, name: 'fake-agents', token: MESH_SECRET });
   defer(() => agents.close());
   return { addr, node, login, agents, defer };
 }
 
 /** Registers (or updates) a fake agent the way src/gateway/agent.ts does. */
-function fakeAgent(d: DiscoveryClient, i: number, meta: { online: number; capacity?: number; wan?: string }): Promise<void> {
+function fakeAgent(d: DiscoveryClient, i: number, meta: { online: number; capacity?: number; wan?: string; pomelo?: boolean }): Promise<void> {
   return d.register({
     name: 'agent',
     id: `agent#${i}@dev`,
@@ -61,6 +62,7 @@ function fakeAgent(d: DiscoveryClient, i: number, meta: { online: number; capaci
       online: String(meta.online),
       capacity: String(meta.capacity ?? 100),
       ...(meta.wan ? { wan: meta.wan } : {}),
+      ...(meta.pomelo ? { pomelo_ws: `ws://127.0.0.1:${7300 + i}/`, pomelo_tcp: `127.0.0.1:${7400 + i}` } : {}),
     },
   });
 }
@@ -179,13 +181,14 @@ test('simultaneous first logins create exactly one account', async (t) => {
 test('the least-loaded agent is chosen, by its WAN address; agents at capacity are skipped; none left means 503', async (t) => {
   const { login, agents } = await setup(t);
   await fakeAgent(agents, 1, { online: 50 });
-  await fakeAgent(agents, 2, { online: 10, wan: '203.0.113.7' });
+  await fakeAgent(agents, 2, { online: 10, wan: '203.0.113.7', pomelo: true });
   await fakeAgent(agents, 3, { online: 30 });
   await waitAvailable(login, 3);
 
   const first = await loginAs(login, 'frank');
   assert.equal(first.status, 200);
-  assert.deepEqual(first.body['agent'], { tcp: '203.0.113.7:7102', ws: 'ws://203.0.113.7:7202/' }, 'agent 2, by its WAN address');
+  const pomelo = { pomelo_ws: 'ws://203.0.113.7:7302/', pomelo_tcp: '203.0.113.7:7402' };
+  assert.deepEqual(first.body['agent'], { tcp: '203.0.113.7:7102', ws: 'ws://203.0.113.7:7202/', ...pomelo }, 'agent 2, by its WAN address, pomelo ports too');
 
   await fakeAgent(agents, 2, { online: 100, wan: '203.0.113.7' });
   await waitAvailable(login, 2);
@@ -256,6 +259,15 @@ test('verifyToken refuses forged, expired, tampered and algorithm-swapped tokens
   await refused(await new SignJWT({ ...payload, iss: 'someone-else' }).setProtectedHeader({ alg: 'HS256' }).sign(KEY), 'invalid', 'another issuer');
   await refused(await new SignJWT({ name: 'grace', sub: 'grace', iss: 'gamemesh', aud: 'gamemesh', iat: now }).setProtectedHeader({ alg: 'HS256' }).sign(KEY), 'invalid', 'no expiry');
   await refused('not.a.jwt', 'invalid', 'garbage');
+  // Genuinely signed, but no login would issue them: lifetimes past the 30-day maximum.
+  const exp2100 = Math.floor(Date.UTC(2100, 0, 1) / 1000);
+  await refused(await new SignJWT({ ...payload, exp: exp2100 }).setProtectedHeader({ alg: 'HS256' }).sign(KEY), 'invalid', 'exp in 2100, iat now');
+  await refused(await new SignJWT({ ...payload, iat: exp2100 - 60, exp: exp2100 }).setProtectedHeader({ alg: 'HS256' }).sign(KEY), 'invalid', 'iat and exp in 2100');
+  await refused(await new SignJWT({ ...payload, iat: now - 40 * 86400, exp: now + 60 }).setProtectedHeader({ alg: 'HS256' }).sign(KEY), 'expired', 'issued 40 days ago');
+  await refused(await new SignJWT({ ...payload, iat: now, exp: now + MAX_TTL_SEC + 60 }).setProtectedHeader({ alg: 'HS256' }).sign(KEY), 'invalid', 'a minute over the maximum');
+  // The longest lifetime issuing allows still verifies.
+  const longest = (await issueToken(claims, KEY, { ttlSec: MAX_TTL_SEC })).token;
+  assert.equal((await verifyToken(longest, KEY)).sub, 'grace');
   await assert.rejects(verifyToken(good, new Uint8Array(16)), RangeError, 'a short key is refused');
   assert.throws(() => keyFromSecret('too short'), RangeError);
 });
@@ -367,13 +379,12 @@ test('login attempts are rate limited per IP', async (t) => {
 
 test('`gamemesh login` as a process: prints its URL, answers a login, stops on SIGTERM', { timeout: 20_000 }, async (t) => {
   const defer = cleanupStack(t);
-  const { addr } = await startDiscoveryServer(defer);
-  const agents = await DiscoveryClient.connect({ addr, name: 'fake-agents' });
+  const { addr } = await startDiscoveryServer(defer, 500, MESH_SECRET);
+  const agents = await DiscoveryClient.connect({ addr, name: 'fake-agents', token: MESH_SECRET });
   defer(() => agents.close());
   await fakeAgent(agents, 1, { online: 0 });
 
-  const env = { ...process.env };
-  delete env['GAMEMESH_TOKEN'];
+  const env: NodeJS.ProcessEnv = { ...process.env, GAMEMESH_TOKEN: MESH_SECRET };
   delete env['GAMEMESH_JWT_SECRET'];
   const proc = new Proc('login', process.execPath, [BIN, 'login', '--sdaddr', addr, '--http', '127.0.0.1:0', '--demo', '--loglevel', 'warn'], env);
   defer(() => proc.stop());

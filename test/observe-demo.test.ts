@@ -20,7 +20,7 @@ import { test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
 import { DiscoveryClient } from '../src/discovery/client.js';
 import { C } from '../src/gateway/messages.js';
-import { loadClusterFile, startCluster, type Cluster } from '../src/up/supervisor.js';
+import { startCluster, type Cluster } from '../src/up/supervisor.js';
 import { RawTcpClient } from './helpers/gateway.js';
 import { parsePrometheus, type Scrape } from './helpers/prom.js';
 import { BIN, freePort, Proc, ROOT, waitFor } from './helpers/proc.js';
@@ -34,7 +34,6 @@ const noChromium = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing: a
 
 test('the demo cluster, observed: /metrics of every service kind, and the dashboard', { timeout: 150_000 }, async (t) => {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'gamemesh-observe-demo-'));
-  const token = loadClusterFile(CLUSTER_FILE).env['GAMEMESH_TOKEN'] ?? '';
   let output = '';
   let browser: Browser | undefined;
   const procs: Proc[] = [];
@@ -59,6 +58,9 @@ test('the demo cluster, observed: /metrics of every service kind, and the dashbo
   } catch (err) {
     assert.fail(`${(err as Error).message}\n${output.slice(-3000)}`);
   }
+  // gamemesh up generated the cluster token on this first start (demo/cluster.json, "secrets").
+  const token = readFileSync(path.join(tmp, 'data', 'demo', 'cluster.token'), 'utf8').trim();
+  assert.ok(token.length >= 16, 'a generated cluster token');
   assert.deepEqual(cluster.urls, [`http://${httpAddr}/`, `http://${dashAddr}/`], 'npm start prints the game and the dashboard');
   const sd = await DiscoveryClient.connect({ addr: sdaddr, token, name: 'observe-test' });
   t.after(() => sd.close());

@@ -32,6 +32,7 @@ test('defaults when nothing is given', () => {
     sdaddr: '127.0.0.1:8900',
     svcgroup: 'dev',
     svcindex: 0,
+    svctype: -1,
     wanip: '',
     loglevel: 'info',
     logfile: '',

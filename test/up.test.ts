@@ -207,8 +207,8 @@ test('a service not ready in time, one that exits before it is ready and one tha
       'the start to fail',
     );
   };
-  const slow = await failure([fx.svc('first'), fx.svc('slowpoke', ['--never-ready'])], { startTimeoutMs: 500 });
-  assert.match(slow, /^cluster slow did not start: service slowpoke was not ready \(no stdout line matching \/is ready\/\) within 0\.5s\n/);
+  const slow = await failure([fx.svc('first'), fx.svc('slowpoke', ['--never-ready'])], { startTimeoutMs: 2500 });
+  assert.match(slow, /^cluster slow did not start: service slowpoke was not ready \(no stdout line matching \/is ready\/\) within 2\.5s\n/);
   assert.match(slow, /last output of slowpoke:\n {2}hello from slowpoke\n {2}WARN {2}\[fixture\] a warning n=1\n/);
   assert.deepEqual(fx.pids().filter(alive), [], 'both were stopped');
 
@@ -274,7 +274,7 @@ test('a bad cluster file is rejected with an error naming the field', async (t) 
     [{ name: 'x' }, /^f\.json: services: must be a non-empty array of services, got nothing$/],
     [{ name: 'x', services: [] }, /^f\.json: services: must be a non-empty array/],
     [{ name: 'bad name!', services: [ok] }, /^f\.json: name: must be a name of letters/],
-    [{ name: 'x', servics: [ok] }, /^f\.json: servics: unknown field \(known: name, vars, env, services, urls, description\)$/],
+    [{ name: 'x', servics: [ok] }, /^f\.json: servics: unknown field \(known: name, vars, env, secrets, services, urls, description\)$/],
     [{ name: 'x', services: ['a'] }, /^f\.json: services\[0\]: must be an object with name and run, got "a"$/],
     [{ name: 'x', services: [{ name: 'a' }] }, /^f\.json: services\[0\]\.run \(a\): must be a non-empty array of strings, got nothing$/],
     [{ name: 'x', services: [{ name: 'a', run: ['node', 3] }] }, /^f\.json: services\[0\]\.run\[1\] \(a\): must be a string, got 3$/],

@@ -53,7 +53,7 @@ export function summary(info: RunInfo, rec: Recorder): string {
   if (rec.errors.size === 0) {
     out.push('errors: none');
   } else {
-    out.push(`errors: ${rec.errorCount}`);
+    out.push(`errors: ${rec.errorCount}, the last at ${new Date(rec.lastErrorAt).toISOString()}`);
     const codes = [...rec.errors.entries()].sort((a, b) => b[1].count - a[1].count);
     const width = Math.max(...codes.map(([c]) => c.length));
     for (const [code, e] of codes) out.push(`  ${code.padEnd(width)}  ${String(e.count).padStart(6)}  in ${[...e.kinds].join(', ')}; e.g. ${e.example}`);

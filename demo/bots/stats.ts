@@ -23,6 +23,8 @@ export class Recorder {
   messages = 0;
   pushes = 0;
   errorCount = 0;
+  /** Date.now() of the last error, 0 before any. */
+  lastErrorAt = 0;
   notices = { down: 0, up: 0 };
   /** performance.now() of the first login's start and the last one's end. */
   loginSpan = { first: Infinity, last: 0 };
@@ -40,6 +42,7 @@ export class Recorder {
 
   error(kind: Kind, code: string, message: string): void {
     this.errorCount++;
+    this.lastErrorAt = Date.now();
     let e = this.errors.get(code);
     if (!e) this.errors.set(code, (e = { count: 0, example: `${kind}: ${message}`, kinds: new Set() }));
     e.count++;

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { START, type PlayerState } from './rules.js';
 
@@ -29,7 +29,7 @@ export class PlayerStore {
   private readonly upsertStmt: Database.Statement<[string, number, number, number]>;
 
   constructor(path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') privateFiles(path);
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     // FULL: a committed transaction survives power loss too, not only kill -9.
@@ -88,4 +88,15 @@ export class PlayerStore {
     if (this.pending.length > 0) this.flush();
     this.db.close();
   }
+}
+
+/**
+ * Players' data is nobody else's: the folder is made 0700 and the database
+ * 0600 before SQLite opens it (SQLite gives its -wal and -shm files the
+ * database's mode); files an older run left readable are made private.
+ */
+function privateFiles(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600);
 }

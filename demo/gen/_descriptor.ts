@@ -25,6 +25,7 @@ const descriptor = {
         "EnterGameReq": {
           "options": {
             "(gamemesh.id)": 2001,
+            "(gamemesh.pomelo)": "game.player.enterGame",
             "(gamemesh.route)": "game",
             "(gamemesh.rule)": "pass"
           },
@@ -49,6 +50,7 @@ const descriptor = {
         "EarnGoldReq": {
           "options": {
             "(gamemesh.id)": 2003,
+            "(gamemesh.pomelo)": "game.player.earnGold",
             "(gamemesh.route)": "game",
             "(gamemesh.rule)": "auth"
           },
@@ -72,6 +74,7 @@ const descriptor = {
         "LevelUpReq": {
           "options": {
             "(gamemesh.id)": 2005,
+            "(gamemesh.pomelo)": "game.player.levelUp",
             "(gamemesh.route)": "game",
             "(gamemesh.rule)": "auth"
           },
@@ -95,6 +98,7 @@ const descriptor = {
         "StatsReq": {
           "options": {
             "(gamemesh.id)": 2007,
+            "(gamemesh.pomelo)": "game.player.stats",
             "(gamemesh.route)": "game",
             "(gamemesh.rule)": "auth"
           },
@@ -114,6 +118,7 @@ const descriptor = {
         "JoinChatReq": {
           "options": {
             "(gamemesh.id)": 2101,
+            "(gamemesh.pomelo)": "social.chat.join",
             "(gamemesh.route)": "social",
             "(gamemesh.rule)": "pass"
           },
@@ -142,6 +147,7 @@ const descriptor = {
         "ChatSendReq": {
           "options": {
             "(gamemesh.id)": 2103,
+            "(gamemesh.pomelo)": "social.chat.send",
             "(gamemesh.route)": "social",
             "(gamemesh.rule)": "auth"
           },
@@ -161,6 +167,7 @@ const descriptor = {
         "WhisperReq": {
           "options": {
             "(gamemesh.id)": 2105,
+            "(gamemesh.pomelo)": "social.chat.whisper",
             "(gamemesh.route)": "social",
             "(gamemesh.rule)": "auth"
           },
@@ -189,6 +196,7 @@ const descriptor = {
         "WhoReq": {
           "options": {
             "(gamemesh.id)": 2107,
+            "(gamemesh.pomelo)": "social.chat.who",
             "(gamemesh.route)": "social",
             "(gamemesh.rule)": "auth"
           },
@@ -208,7 +216,8 @@ const descriptor = {
         },
         "ChatMsg": {
           "options": {
-            "(gamemesh.id)": 2120
+            "(gamemesh.id)": 2120,
+            "(gamemesh.pomelo)": "onChat"
           },
           "fields": {
             "channel": {
@@ -232,6 +241,7 @@ const descriptor = {
         "GrantGoldReq": {
           "options": {
             "(gamemesh.id)": 2190,
+            "(gamemesh.pomelo)": "game.player.grantGold",
             "(gamemesh.route)": "game"
           },
           "fields": {
@@ -265,6 +275,29 @@ const descriptor = {
             "time_ms": {
               "type": "uint64",
               "id": 5
+            }
+          }
+        },
+        "HubLogin": {
+          "options": {
+            "(gamemesh.id)": 2202
+          },
+          "fields": {
+            "uid": {
+              "type": "string",
+              "id": 1
+            },
+            "agent": {
+              "type": "string",
+              "id": 2
+            },
+            "client_id": {
+              "type": "uint64",
+              "id": 3
+            },
+            "time_ms": {
+              "type": "uint64",
+              "id": 4
             }
           }
         }

@@ -120,6 +120,20 @@ export interface HubChat {
 }
 export const HubChat: MessageType<HubChat> = mt<HubChat>('demo.HubChat', 2201);
 
+/**
+ * Between game and social instances through the hub (not a client message):
+ * a player signed in on this connection, so every service drops (kicks) any
+ * other connection of that player it holds.
+ */
+export interface HubLogin {
+  uid: string;
+  agent: string;
+  client_id: number;
+  /** When it signed in: an older sign-in heard late kicks nobody. */
+  time_ms: number;
+}
+export const HubLogin: MessageType<HubLogin> = mt<HubLogin>('demo.HubLogin', 2202);
+
 /** The message ids of this file, as used in frame headers. */
 export const MsgId = {
   EnterGameReq: 2001,
@@ -141,4 +155,5 @@ export const MsgId = {
   ChatMsg: 2120,
   GrantGoldReq: 2190,
   HubChat: 2201,
+  HubLogin: 2202,
 } as const;

@@ -1,6 +1,7 @@
-import { GatewayBackend, Hub, RpcError, ServiceNode, type ClientContext, type ClientRef, type ServiceConfig } from '../../src/index.js';
-import { loadJwtKey, TokenError, verifyToken } from '../../src/login/index.js';
+import { GatewayBackend, Hub, RpcError, ServiceNode, type ServiceConfig } from '../../src/index.js';
+import { loadJwtKey } from '../../src/login/index.js';
 import { ChatMsg, ChatSendReq, ChatSendResp, HubChat, JoinChatReq, JoinChatResp, WhisperReq, WhisperResp, WhoReq, WhoResp } from '../gen/index.js';
+import { PlayerSessions } from '../shared/sessions.js';
 
 export interface SocialOptions {
   config: Partial<ServiceConfig>;
@@ -15,21 +16,19 @@ const MAX_TEXT = 200;
  * The demo's social service: world chat and whispers. Chat goes through the
  * hub, so every social instance delivers to the players it holds, whichever
  * agent they are on; one instance or several, the code is the same.
+ *
+ * Who is in chat lives in memory only. When this process restarts, the
+ * agents re-announce the clients bound to it and PlayerSessions rebuilds
+ * the list, so players stay in chat without joining again.
  */
 export async function startSocial(options: SocialOptions): Promise<{ node: ServiceNode; stop(): Promise<void> }> {
-  const node = new ServiceNode({ name: 'social', type: 3, config: options.config });
+  const node = new ServiceNode({ name: 'social', config: options.config });
   const backend = new GatewayBackend(node);
   const hub = new Hub(node);
-  const players = new Map<string, ClientRef>();
   // The key is read from the KV once the node is up; a client that is faster waits for it.
   let resolveKey: (key: Uint8Array) => void = () => {};
   const jwtKey = new Promise<Uint8Array>((resolve) => (resolveKey = resolve));
-
-  const nameOf = (client: ClientContext): string => {
-    const name = client.session['name'];
-    if (!name || !players.has(name)) throw new RpcError('bad_request', 'not in chat: send JoinChatReq first');
-    return name;
-  };
+  const players = new PlayerSessions(backend, hub, jwtKey, 'not in chat: send JoinChatReq first');
   const text = (t: string): string => {
     // C1 too (U+0080-U+009F): U+009B is a one-character CSI to terminals, such as the terminal client's.
     // eslint-disable-next-line no-control-regex -- control characters are exactly what is removed
@@ -40,36 +39,28 @@ export async function startSocial(options: SocialOptions): Promise<{ node: Servi
   };
 
   hub.subscribe(WORLD, HubChat, (msg) => {
-    backend.sendMany([...players.values()], ChatMsg, { channel: 'world', from: msg.from, text: msg.text, time_ms: msg.time_ms });
+    backend.sendMany(players.connections(), ChatMsg, { channel: 'world', from: msg.from, text: msg.text, time_ms: msg.time_ms });
   });
   hub.subscribe(WHISPER, HubChat, (msg) => {
-    const target = players.get(msg.to);
+    const target = players.find(msg.to);
     if (target) backend.send(target, ChatMsg, { channel: 'whisper', from: msg.from, text: msg.text, time_ms: msg.time_ms });
   });
 
   backend.handle(JoinChatReq, JoinChatResp, async (req, client) => {
-    let name: string;
-    try {
-      name = (await verifyToken(req.token, await jwtKey)).sub;
-    } catch (err) {
-      throw new RpcError('bad_request', err instanceof TokenError ? `login again: ${err.message}` : 'invalid token');
-    }
-    await client.bind({ name });
-    players.set(name, { agent: client.agent, id: client.id });
-    node.setLoad(players.size);
+    const name = await players.signIn(client, req.token);
     return { name, online: players.size };
   });
 
   backend.handle(ChatSendReq, ChatSendResp, (req, client) => {
-    const from = nameOf(client);
+    const from = players.uidOf(client);
     if (!hub.publish(WORLD, HubChat, { channel: 'world', from, text: text(req.text), time_ms: Date.now() })) throw new RpcError('unavailable', 'chat is unavailable right now');
     return {};
   });
 
   backend.handle(WhisperReq, WhisperResp, (req, client) => {
-    const from = nameOf(client);
+    const from = players.uidOf(client);
     const body = text(req.text);
-    const target = players.get(req.to);
+    const target = players.find(req.to);
     if (target) {
       backend.send(target, ChatMsg, { channel: 'whisper', from, text: body, time_ms: Date.now() });
       return { delivered: true };
@@ -79,17 +70,16 @@ export async function startSocial(options: SocialOptions): Promise<{ node: Servi
     return { delivered: false };
   });
 
-  backend.handle(WhoReq, WhoResp, (_req, client) => {
-    nameOf(client);
-    return { names: [...players.keys()].sort() };
-  });
-
-  backend.onClientClosed((client) => {
-    const name = client.session['name'];
-    const current = name ? players.get(name) : undefined;
-    if (name && current?.agent === client.agent && current.id === client.id) players.delete(name);
-    node.setLoad(players.size);
-  });
+  // Read-only: it need not wait behind the client's other messages.
+  backend.handle(
+    WhoReq,
+    WhoResp,
+    (_req, client) => {
+      players.uidOf(client);
+      return { names: players.names() };
+    },
+    { concurrent: true },
+  );
 
   await node.start();
   resolveKey(await loadJwtKey(node.discovery, { secret: options.jwtSecret }));

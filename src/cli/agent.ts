@@ -7,6 +7,9 @@ const FLAGS = {
   'ws-port': { type: 'integer', default: 0, description: 'client WebSocket port (0: the OS picks; -1: off)' },
   'kcp-port': { type: 'integer', default: -1, description: 'client KCP (UDP) port (0: the OS picks; -1: off)' },
   'ws-path': { type: 'string', default: '/', description: 'WebSocket path' },
+  'pomelo-ws-port': { type: 'integer', default: -1, description: 'pomelo WebSocket port for pomelo/pinus clients (0: the OS picks; -1: off)' },
+  'pomelo-tcp-port': { type: 'integer', default: -1, description: 'pomelo raw TCP ("hybrid") port for pomelo/pinus clients (0: the OS picks; -1: off)' },
+  'pomelo-protobuf': { type: 'boolean', default: false, description: 'offer pomelo-protobuf protos in the pomelo handshake' },
   'max-frame': { type: 'size', default: 64 * 1024, description: 'largest client frame accepted' },
   'max-msgs-per-sec': { type: 'integer', default: 100, description: 'messages per second per client before a kick' },
   'max-outbound': { type: 'size', default: 1024 * 1024, description: 'bytes queued to one client before it is cut off' },
@@ -36,6 +39,9 @@ export function main(argv: string[]): Promise<number> {
         wsPort: port(values['ws-port']),
         kcpPort: port(values['kcp-port']),
         wsPath: values['ws-path'],
+        pomeloWsPort: port(values['pomelo-ws-port']),
+        pomeloTcpPort: port(values['pomelo-tcp-port']),
+        pomeloProtobuf: values['pomelo-protobuf'],
         maxFrame: values['max-frame'],
         maxMsgsPerSec: values['max-msgs-per-sec'],
         maxOutbound: values['max-outbound'],
@@ -47,7 +53,8 @@ export function main(argv: string[]): Promise<number> {
       });
       await agent.start();
       const kcp = agent.kcpAddress ? ` kcp=${agent.kcpAddress}` : '';
-      process.stdout.write(`agent ${agent.node.id} listening tcp=${agent.tcpAddress ?? '-'} ws=${agent.wsUrl ?? '-'}${kcp}\n`);
+      const pomelo = agent.pomeloWsUrl || agent.pomeloTcpAddress ? ` pomelo-ws=${agent.pomeloWsUrl ?? '-'} pomelo-tcp=${agent.pomeloTcpAddress ?? '-'}` : '';
+      process.stdout.write(`agent ${agent.node.id} listening tcp=${agent.tcpAddress ?? '-'} ws=${agent.wsUrl ?? '-'}${kcp}${pomelo}\n`);
       return agent;
     },
   });

@@ -8,9 +8,6 @@ const FLAGS = {
   'max-body': { type: 'size', default: 1024 * 1024, description: 'largest published message relayed' },
 } as const;
 
-/** Logical address type of hubs (agents are 1), so a hub's address never collides with a type-0 service's. */
-const HUB_TYPE = 2;
-
 export function main(argv: string[]): Promise<number> {
   return serviceMain({
     program: 'gamemesh hub',
@@ -18,7 +15,7 @@ export function main(argv: string[]): Promise<number> {
     flags: FLAGS,
     argv,
     run: async ({ config, values }) => {
-      const node = new ServiceNode({ name: 'hub', type: HUB_TYPE, config });
+      const node = new ServiceNode({ name: 'hub', config });
       startHub(node, { maxChannelsPerSubscriber: values['max-channels'], maxChannelLength: values['max-channel-length'], maxBody: values['max-body'] });
       await node.start();
       process.stdout.write(`hub ${node.id} listening ${node.address.host}:${node.address.port}\n`);

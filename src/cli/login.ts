@@ -4,9 +4,6 @@ import { staticRoot } from '../login/static.js';
 import { serviceMain } from '../service/main.js';
 import { ServiceNode } from '../service/node.js';
 
-/** Logical-address type of login nodes (the agent is 1). */
-const LOGIN_SERVICE_TYPE = 3;
-
 const FLAGS = {
   http: { type: 'string', default: '127.0.0.1:8080', description: 'host:port of the HTTP endpoint and web page (port 0: the OS picks)', validate: checkHttp },
   static: { type: 'string', default: '', description: "directory of static files served over HTTP ('' serves none)" },
@@ -27,7 +24,7 @@ export function main(argv: string[]): Promise<number> {
       const { host, port } = parseAddr(values.http);
       // Checked before anything is started, so a typo fails at once.
       if (values.static) await staticRoot(values.static);
-      const node = new ServiceNode({ name: 'login', type: LOGIN_SERVICE_TYPE, config });
+      const node = new ServiceNode({ name: 'login', config });
       try {
         await node.start();
         const login = await startLogin({

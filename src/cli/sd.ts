@@ -1,7 +1,10 @@
-import { connectDiscovery, type DiscoveryConnection } from '../discovery/connect.js';
+import { connectDiscovery, type ConnectDiscoveryOptions, type DiscoveryConnection } from '../discovery/connect.js';
+import { clearServices } from '../discovery/claims.js';
+import { NODE_STATE_PREFIX, nodeStateId, updateNodeState } from '../discovery/node-state.js';
 import { asString } from '../discovery/values.js';
-import { SERVICE_PREFIX, type KeyValue } from '../discovery/types.js';
+import { DiscoveryError, type KeyValue } from '../discovery/types.js';
 import { intOption, parse, UsageError } from './args.js';
+import { findTokenFiles, readTokenFile, tokenHint } from './sd-token.js';
 
 const VERBS: Record<string, number[]> = {
   viewsvc: [0, 0],
@@ -12,6 +15,8 @@ const VERBS: Record<string, number[]> = {
   deletevalue: [1, 1],
   clearvalue: [0, 0],
   watch: [1, 1],
+  disable: [1, 1],
+  enable: [1, 1],
 };
 
 /** Exit codes: 0 ok, 1 key not found, 2 usage or connection error. */
@@ -21,6 +26,7 @@ export async function main(argv: string[]): Promise<number> {
     const { values, positionals } = parse(argv, {
       addr: { type: 'string', default: '127.0.0.1:8900' },
       token: { type: 'string' },
+      tokenfile: { type: 'string' },
       timeout: { type: 'string', default: '3000' },
     });
     const [verb, ...args] = positionals;
@@ -29,14 +35,10 @@ export async function main(argv: string[]): Promise<number> {
     const [min, max] = arity as [number, number];
     if (args.length < min || args.length > max) throw new UsageError(`${verb} takes ${min === max ? min : `${min} to ${max}`} argument(s), got ${args.length}`);
     const timeout = intOption(values['timeout'], 'timeout', 3000);
-    // `etcd://host:2379[,...][/prefix]` selects the etcd backend, `host:port` the built-in server.
-    client = await connectDiscovery(String(values['addr']), {
-      token: (values['token'] as string | undefined) ?? process.env['GAMEMESH_TOKEN'],
-      name: 'gamemesh-cli',
-      failFast: true,
-      connectTimeoutMs: timeout,
-      requestTimeoutMs: timeout,
-    });
+    const tokenFile = (values['tokenfile'] as string | undefined) ?? process.env['GAMEMESH_TOKEN_FILE'];
+    const token = (values['token'] as string | undefined) ?? process.env['GAMEMESH_TOKEN'] ?? (tokenFile ? readTokenFile(tokenFile) : undefined);
+    const options: ConnectDiscoveryOptions = { token, name: 'gamemesh-cli', failFast: true, connectTimeoutMs: timeout, requestTimeoutMs: timeout };
+    client = await connectWithToken(String(values['addr']), options);
     return await runVerb(client, verb, args);
   } catch (err) {
     process.stderr.write(`gamemesh sd: ${(err as Error).message}\n`);
@@ -46,19 +48,42 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * `etcd://host:2379[,...][/prefix]` selects the etcd backend, `host:port` the
+ * built-in server. A server that wants a token nobody gave gets the one a
+ * local `gamemesh up` generated, when there is exactly one.
+ */
+async function connectWithToken(addr: string, options: ConnectDiscoveryOptions): Promise<DiscoveryConnection> {
+  try {
+    return await connectDiscovery(addr, options);
+  } catch (err) {
+    if (!(err instanceof DiscoveryError) || err.code !== 'unauthorized' || options.token !== undefined) throw err;
+    const found = findTokenFiles();
+    if (found.length !== 1) throw new DiscoveryError('unauthorized', `${err.message}: ${tokenHint(found)}`);
+    process.stderr.write(`gamemesh sd: using the cluster token in ${found[0]}\n`);
+    return connectDiscovery(addr, { ...options, token: readTokenFile(found[0] as string) });
+  }
+}
+
 async function runVerb(client: DiscoveryConnection, verb: string, args: string[]): Promise<number> {
   const out = (line: string) => process.stdout.write(`${line}\n`);
   const [a = '', b = ''] = args;
   switch (verb) {
     case 'viewsvc': {
-      const services = await client.listServices();
-      for (const s of services) out(`${s.name}\t${s.id}\t${s.host}:${s.port}\t${JSON.stringify(s.meta)}`);
+      const [services, states] = await Promise.all([client.listServices(), client.list(NODE_STATE_PREFIX)]);
+      const stateOf = new Map(states.map((kv) => [nodeStateId(kv.key), asString(kv)]));
+      // A node with operator-set state (gamemesh sd disable) shows it in a fifth column.
+      for (const s of services) out(`${s.name}\t${s.id}\t${s.host}:${s.port}\t${JSON.stringify(s.meta)}${stateOf.has(s.id) ? `\t${stateOf.get(s.id)}` : ''}`);
       if (services.length === 0) process.stderr.write('no services registered\n');
       return 0;
     }
-    case 'clearsvc':
-      out(`deleted ${await client.deletePrefix(SERVICE_PREFIX)} service(s)`);
+    case 'clearsvc': {
+      // The count is of registrations; their claims go with them. Live services register again at once.
+      const registered = (await client.listServices()).length;
+      await clearServices(client);
+      out(`deleted ${registered} service(s); live ones register again by themselves`);
       return 0;
+    }
     case 'viewkey': {
       for (const kv of await client.list(a)) out(`${kv.key} = ${preview(kv)}`);
       return 0;
@@ -90,6 +115,18 @@ async function runVerb(client: DiscoveryConnection, verb: string, args: string[]
       return 0;
     case 'watch':
       return watch(client, a);
+    case 'disable':
+    case 'enable': {
+      // A typo must not pass silently: only a registered node can be disabled (enable also cleans up after one that left).
+      const known = (await client.listServices()).some((s) => s.id === a);
+      if (verb === 'disable' && !known) {
+        process.stderr.write(`gamemesh sd: no registered service has id ${a} (see gamemesh sd viewsvc)\n`);
+        return 1;
+      }
+      await updateNodeState(client, a, { available: verb === 'enable' });
+      out(`${a} ${verb === 'enable' ? 'is available: it gets new work again' : 'is not available: it gets no new work; its links and clients keep working'}`);
+      return 0;
+    }
     default:
       throw new UsageError(`unknown verb ${verb}`);
   }

@@ -3,10 +3,11 @@ export const usage = `usage: gamemesh <command> [options]
 commands:
   discovery [--addr 127.0.0.1:8900] [--datafile PATH] [--token SECRET] [--grace-ms 3000] [--no-fsync] [--admin HOST:PORT]
       run the discovery and KV server (token also from GAMEMESH_TOKEN; admin port from GAMEMESH_ADMIN)
-  sd [--addr host:port | etcd://host:2379[,host:2379...][/prefix]] [--token T] <verb>
+  sd [--addr host:port | etcd://host:2379[,host:2379...][/prefix]] [--token T | --tokenfile F] <verb>
       viewsvc | clearsvc | viewkey [PREFIX] | getvalue KEY | setvalue KEY VALUE
-      deletevalue KEY | clearvalue | watch PREFIX
-      (VALUE "-" reads standard input; token also from GAMEMESH_TOKEN;
+      deletevalue KEY | clearvalue | watch PREFIX | disable ID | enable ID
+      (VALUE "-" reads standard input; token also from GAMEMESH_TOKEN or GAMEMESH_TOKEN_FILE,
+       else from data/<cluster>/cluster.token as gamemesh up keeps it;
        etcd credentials from GAMEMESH_ETCD_USER/PASSWORD/CA/CERT/KEY, see docs/etcd.md)
   gen <proto dir> --out <dir> [--import-from gamemesh]
       typed TypeScript (messages, ids, service stubs) and routes.json from .proto files;

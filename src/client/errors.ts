@@ -1,7 +1,7 @@
 /**
- * Codes a request can fail with. The first five come from the agent or the
- * backend (docs/protocol.md, "Errors and notices from the agent"); the rest
- * are decided by the client itself.
+ * Codes a request can fail with. The first five, and `busy`, come from the
+ * agent or the backend (docs/protocol.md, "Errors and notices from the
+ * agent"); the rest are decided by the client itself.
  */
 export type ClientErrorCode =
   | 'unauthenticated'
@@ -13,7 +13,7 @@ export type ClientErrorCode =
   | 'timeout'
   /** The connection dropped (or was never up) before an answer came. */
   | 'closed'
-  /** Too many requests in flight (option maxPending). */
+  /** Too many requests in flight: this client's (option maxPending), or the backend's queue for this client. */
   | 'busy'
   /** The answer was not the expected message type, or did not decode. */
   | 'bad_response'

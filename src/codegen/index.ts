@@ -14,6 +14,7 @@ import { emitDescriptor, emitIndex, emitRuntime, exportsOf, header, HEADER_PREFI
 import { assignIds } from './ids.js';
 import { loadProtos, type ProtoFile } from './load.js';
 import { outPathOf, protoName, tsName } from './names.js';
+import { collectPomeloRoutes, pomeloSchema } from './pomelo.js';
 import { collectRoutes, routeTable, type RouteTable } from './routes.js';
 import { FileScope, SHARED_FILES, type GenContext } from './scope.js';
 
@@ -54,9 +55,11 @@ export function generate(options: GenerateOptions): GenerateResult {
   const importFrom = options.importFrom ?? 'gamemesh';
   const routed = collectRoutes(loaded);
   const rpcs = collectRpcs(loaded);
-  const wireUsed = new Set([...routed.keys(), ...rpcs.flatMap((r) => [protoName(r.req), protoName(r.res)])]);
+  const pomeloNamed = collectPomeloRoutes(loaded);
+  const wireUsed = new Set([...routed.keys(), ...pomeloNamed.keys(), ...rpcs.flatMap((r) => [protoName(r.req), protoName(r.res)])]);
   const ids = assignIds(loaded, wireUsed);
-  const table = routeTable(routed, ids);
+  // A codebase without client routes has no gateway clients, pomelo or other.
+  const table: RouteTable = routed.size > 0 ? { ...routeTable(routed, ids), pomelo: pomeloSchema(loaded, ids, pomeloNamed) } : routeTable(routed, ids);
   const locals = new Map(loaded.files.map((f) => [f, localNames(f)]));
   const ctx: GenContext = { loaded, ids, importFrom, ambiguous: ambiguousNames([...locals.values()]) };
 

@@ -1,12 +1,14 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { dialTcp, type TcpSession } from '../net/tcp.js';
 import { asBytes, type MessageType } from '../wire/registry.js';
-import { DISCOVERY_PROTOCOL, EVENT_DELETE, M, type PbKeyValue, type WatchEvent } from './messages.js';
+import { DISCOVERY_PROTOCOL, EVENT_DELETE, M, REGISTRY_NOTICE, type PbKeyValue, type WatchEvent } from './messages.js';
 import { validateServiceDesc } from './service-desc.js';
 import { listServicesOn, watchServicesOn } from './service-watch.js';
 import {
+  CLAIM_PREFIX,
   DiscoveryError,
+  RegistrationConflict,
   SERVICE_PREFIX,
   serviceKey,
   type Compare,
@@ -45,6 +47,12 @@ export interface DiscoveryClientEvents {
   connected: [info: { serverId: string; revision: number; reconnect: boolean }];
   disconnected: [reason: string];
   error: [err: Error];
+  /**
+   * A registration this client held could not be put back (after a
+   * reconnect, a lost lease, or a delete by someone else) because another
+   * process holds its id or address now. This client no longer registers it.
+   */
+  conflict: [err: RegistrationConflict, desc: ServiceDesc];
 }
 
 interface Pending {
@@ -86,6 +94,8 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
   private readonly watches = new Map<number, WatchState>();
   private nextWatchId = 1;
   private readonly services = new Map<string, ServiceDesc>();
+  /** Sent in every Hello: the server recognizes this client's registrations across reconnects by it. */
+  private readonly instance = randomBytes(8).toString('hex');
   private reconnectTimer: NodeJS.Timeout | undefined;
   /** One sweep for all request deadlines: a timer per request costs more than the request. */
   private readonly sweepTimer: NodeJS.Timeout;
@@ -209,7 +219,7 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
         return this.fatal(session, new DiscoveryError('bad_request', `server speaks discovery protocol ${protocol}, client ${DISCOVERY_PROTOCOL}`));
       }
       const proof = this.opts.token ? createHmac('sha256', this.opts.token).update(nonce).digest() : new Uint8Array(0);
-      this.request(M.Hello, { name: this.opts.name, proof, protocol: DISCOVERY_PROTOCOL }, M.HelloAck, { direct: session }).then(
+      this.request(M.Hello, { name: this.opts.name, proof, protocol: DISCOVERY_PROTOCOL, instance: this.instance }, M.HelloAck, { direct: session }).then(
         (ack) => this.onReady(session, ack.server_id, ack.revision),
         (err: Error) => {
           if (err instanceof DiscoveryError && err.code === 'unauthorized') this.fatal(session, err);
@@ -221,7 +231,7 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
     const p = this.pending.get(seq);
     if (msgId === M.Error.id) {
       const e = M.Error.decode(body);
-      const err = new DiscoveryError(toCode(e.code), e.message);
+      const err = e.code === 'conflict' ? new RegistrationConflict(e.message, e.retry_ms || undefined) : new DiscoveryError(toCode(e.code), e.message);
       if (p) {
         this.pending.delete(seq);
         p.reject(err);
@@ -278,7 +288,15 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
     const reconnect = this.everConnected;
     try {
       // Services and watches first, so queued requests run against the restored state.
-      await Promise.all([...this.services.values()].map((d) => this.request(M.RegisterReq, { desc: d }, M.OkResp, { direct: session })));
+      await Promise.all(
+        [...this.services.values()].map((d) =>
+          this.request(M.RegisterReq, { desc: d }, M.OkResp, { direct: session }).catch((err: unknown) => {
+            // Taken by another process while we were away: give it up, say so, and restore the rest.
+            if (!(err instanceof RegistrationConflict)) throw err;
+            this.onRegisterError(err, d);
+          }),
+        ),
+      );
       await Promise.all([...this.watches].map(([id, w]) => this.subscribe(id, w, session, false)));
     } catch (err) {
       session.close(`restoring session state failed: ${(err as Error).message}`);
@@ -352,7 +370,7 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
   }
 
   async clear(): Promise<number> {
-    const keys = (await this.list('')).map((kv) => kv.key).filter((k) => !k.startsWith(SERVICE_PREFIX));
+    const keys = (await this.list('')).map((kv) => kv.key).filter((k) => !k.startsWith(SERVICE_PREFIX) && !k.startsWith(CLAIM_PREFIX));
     if (keys.length === 0) return 0;
     const res = await this.txn([], keys.map((key) => ({ type: 'delete', key })));
     return res.succeeded ? keys.length : 0;
@@ -395,6 +413,7 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
   }
 
   private onWatchEvent(ev: WatchEvent): void {
+    if (ev.watch_id === REGISTRY_NOTICE) return this.onRegistrationDeleted(ev);
     const state = this.watches.get(ev.watch_id);
     if (!state) return;
     for (const e of ev.events) {
@@ -416,13 +435,38 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> impleme
   async register(desc: ServiceDesc): Promise<void> {
     const valid = validateServiceDesc(desc);
     if (typeof valid === 'string') throw new DiscoveryError('bad_request', valid);
-    this.services.set(serviceKey(valid.name, valid.id), valid);
-    await this.request(M.RegisterReq, { desc: valid }, M.OkResp);
+    const key = serviceKey(valid.name, valid.id);
+    this.services.set(key, valid);
+    try {
+      await this.request(M.RegisterReq, { desc: valid }, M.OkResp);
+    } catch (err) {
+      // Refused: not ours, so never re-registered after a reconnect either.
+      if (err instanceof RegistrationConflict && this.services.get(key) === valid) this.services.delete(key);
+      throw err;
+    }
   }
 
   async deregister(name: string, id: string): Promise<void> {
     this.services.delete(serviceKey(name, id));
     await this.request(M.DeregisterReq, { name, id }, M.OkResp);
+  }
+
+  /** The server's notice that someone else deleted a registration of ours (`gamemesh sd clearsvc`): put it back. */
+  private onRegistrationDeleted(ev: WatchEvent): void {
+    for (const e of ev.events) {
+      const desc = e.type === EVENT_DELETE ? this.services.get(e.kv.key) : undefined;
+      if (desc) this.register(desc).catch((err: Error) => this.onRegisterError(err, desc));
+    }
+  }
+
+  private onRegisterError(err: Error, desc: ServiceDesc): void {
+    if (err instanceof RegistrationConflict) {
+      const key = serviceKey(desc.name, desc.id);
+      if (this.services.get(key) === desc) this.services.delete(key);
+      this.emit('conflict', err, desc);
+    } else {
+      this.emit('error', err);
+    }
   }
 
   watchServices(name?: string, options: WatchOptions<ServiceEvent> = {}): Promise<ServiceWatch> {
@@ -463,7 +507,7 @@ function typeOf(id: number): MessageType<unknown> {
   return t;
 }
 
-const CODES: readonly DiscoveryErrorCode[] = ['unavailable', 'unauthorized', 'bad_request', 'timeout', 'too_large', 'closed', 'internal'];
+const CODES: readonly DiscoveryErrorCode[] = ['unavailable', 'unauthorized', 'bad_request', 'timeout', 'too_large', 'closed', 'internal', 'conflict'];
 function toCode(code: string): DiscoveryErrorCode {
   return (CODES as readonly string[]).includes(code) ? (code as DiscoveryErrorCode) : 'internal';
 }

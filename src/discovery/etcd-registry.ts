@@ -1,20 +1,22 @@
 import type { Etcd3, Lease } from 'etcd3';
+import { randomBytes } from 'node:crypto';
+import { deregisterClaimed, registerClaimed, type ClaimsHost } from './etcd-claims.js';
 import { backoffMs, isLeaseNotFound, oneLine, toDiscoveryError } from './etcd-support.js';
-import { encodeServiceDesc } from './service-desc.js';
-import { DiscoveryError, serviceKey, type ServiceDesc } from './types.js';
+import { DiscoveryError, RegistrationConflict, serviceKey, type ServiceDesc } from './types.js';
 
 /** What the registry needs from the etcd backend (keys are the caller's, without the etcd prefix). */
 export interface RegistryHost {
-  putWithLease(key: string, value: Buffer, leaseId: string): Promise<void>;
-  deleteKey(key: string): Promise<void>;
+  readonly claims: ClaimsHost;
   onDown(reason: string): void;
   onUp(): void;
   onError(err: DiscoveryError): void;
+  /** A service could not be put back because another process holds its id or address now. */
+  onConflict(err: RegistrationConflict, desc: ServiceDesc): void;
 }
 
 /**
- * The service registry on etcd: every registration is put with this client's
- * lease, which etcd3 keeps alive. When the lease is lost (it expired while
+ * The service registry on etcd: every registration is put, with its claims
+ * (etcd-claims.ts), under this client's lease, which etcd3 keeps alive. When the lease is lost (it expired while
  * etcd was unreachable, or etcd lost its data), a new one is granted and
  * every service is put again, by itself, until it succeeds. Closing releases
  * the lease without revoking it: the services go away when it expires, like
@@ -24,6 +26,8 @@ export class LeaseRegistry {
   private readonly services = new Map<string, ServiceDesc>();
   private lease: Lease | undefined;
   private leaseId: Promise<string> | undefined;
+  /** Named in this client's claims: it outlives any one lease, so the client takes its own claims back under a new one. */
+  private readonly instance = randomBytes(8).toString('hex');
   /** Registry writes run one at a time, so a restore never resurrects a deregistered service. */
   private queue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
@@ -41,6 +45,11 @@ export class LeaseRegistry {
     // Kept even if this write fails: it is written again when etcd is back, as the built-in client does.
     this.services.set(key, desc);
     return this.serial(() => this.put(key, desc)).catch((err: unknown) => {
+      // Refused: not ours, so never restored either.
+      if (err instanceof RegistrationConflict) {
+        if (this.services.get(key) === desc) this.services.delete(key);
+        throw err;
+      }
       const e = toDiscoveryError(err);
       // Not written (or not known to be) because etcd was out of reach: the restore loop writes it once etcd answers.
       if (e.code === 'unavailable' || e.code === 'timeout') this.schedule();
@@ -51,7 +60,15 @@ export class LeaseRegistry {
   deregister(name: string, id: string): Promise<void> {
     const key = serviceKey(name, id);
     this.services.delete(key);
-    return this.serial(() => this.host.deleteKey(key));
+    return this.serial(async () => {
+      const leaseId = await this.leaseId?.catch(() => undefined);
+      await deregisterClaimed(this.host.claims, name, id, this.instance, leaseId);
+    });
+  }
+
+  /** The description this client keeps registered under `key`, if any. */
+  registered(key: string): ServiceDesc | undefined {
+    return this.services.get(key);
   }
 
   /** Stops the keepalive and the restore loop; the lease is left to expire. */
@@ -71,16 +88,15 @@ export class LeaseRegistry {
   }
 
   private async put(key: string, desc: ServiceDesc): Promise<void> {
-    const value = encodeServiceDesc(desc);
     const leaseId = this.currentLease();
     const used = this.lease;
     try {
-      await this.host.putWithLease(key, value, await leaseId);
+      await registerClaimed(this.host.claims, desc, { instance: this.instance, lease: await leaseId });
     } catch (err) {
       if (!isLeaseNotFound(err)) throw err;
       // etcd no longer knows the lease (expired, or etcd lost its data): grant a new one.
       this.drop(used);
-      await this.host.putWithLease(key, value, await this.currentLease());
+      await registerClaimed(this.host.claims, desc, { instance: this.instance, lease: await this.currentLease() });
     }
   }
 
@@ -139,6 +155,15 @@ export class LeaseRegistry {
   /** Puts every service again under the current (new) lease. */
   private async restore(): Promise<void> {
     if (this.closed) return;
-    for (const [key, desc] of this.services) await this.put(key, desc);
+    for (const [key, desc] of [...this.services]) {
+      try {
+        await this.put(key, desc);
+      } catch (err) {
+        if (!(err instanceof RegistrationConflict)) throw err;
+        // Taken by another process while our lease was gone: give it up and restore the rest.
+        if (this.services.get(key) === desc) this.services.delete(key);
+        this.host.onConflict(err, desc);
+      }
+    }
   }
 }

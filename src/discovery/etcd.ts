@@ -4,11 +4,15 @@ import type { DiscoveryClientEvents } from './client.js';
 import { LeaseRegistry } from './etcd-registry.js';
 import { backoffMs, etcdClientOptions, neverSent, oneLine, prefixRange, toBuffer, toDiscoveryError, type EtcdTlsOptions } from './etcd-support.js';
 import { EtcdPrefixWatch, type WatchHost } from './etcd-watch.js';
+import { RegistrationGuard } from './registration-guard.js';
 import { validateServiceDesc } from './service-desc.js';
 import { listServicesOn, watchServicesOn } from './service-watch.js';
 import {
+  CLAIM_PREFIX,
   DiscoveryError,
+  RegistrationConflict,
   SERVICE_PREFIX,
+  serviceKey,
   type Compare,
   type Discovery,
   type KeyValue,
@@ -61,6 +65,7 @@ export class EtcdDiscovery extends EventEmitter<DiscoveryClientEvents> implement
   private readonly etcd: Etcd3;
   private readonly prefix: Buffer;
   private readonly registry: LeaseRegistry;
+  private readonly guard: RegistrationGuard;
   private readonly watches = new Set<EtcdPrefixWatch>();
   private readonly watchHost: WatchHost;
   private readonly opts: { endpoints: readonly string[]; requestTimeoutMs: number; connectTimeoutMs: number; failFast: boolean };
@@ -86,15 +91,22 @@ export class EtcdDiscovery extends EventEmitter<DiscoveryClientEvents> implement
     this.prefix = Buffer.from(options.prefix ?? DEFAULT_PREFIX, 'utf8');
     this.etcd = new Etcd3(etcdClientOptions({ endpoints: options.endpoints, tls: options.tls, auth: options.auth, requestTimeoutMs: this.opts.requestTimeoutMs, etcd: options.etcd }));
     this.registry = new LeaseRegistry(this.etcd, ttl, {
-      putWithLease: async (key, value, lease) => {
-        await this.call((o) => this.etcd.kv.put({ key: this.fullKey(key), value, lease }, o));
-      },
-      deleteKey: async (key) => {
-        await this.call((o) => this.etcd.kv.deleteRange({ key: this.fullKey(key) }, o));
+      claims: {
+        // Reads and compare-guarded writes: a retry after a lost answer only repeats a no-op or fails a compare.
+        txn: (req) => this.call((o) => this.etcd.kv.txn(req, o)),
+        leaseTtl: async (id) => Number((await this.call((o) => this.etcd.leaseClient.leaseTimeToLive({ ID: id }, o))).TTL),
+        fullKey: (key) => this.fullKey(key),
       },
       onDown: (reason) => this.markDown(reason),
       onUp: () => this.markUp(),
       onError: (err) => this.emit('error', err),
+      onConflict: (err, desc) => this.onConflict(err, desc),
+    });
+    this.guard = new RegistrationGuard({
+      watch: (prefix, opts) => this.watch(prefix, opts),
+      registered: (key) => this.registry.registered(key),
+      register: (desc) => this.register(desc),
+      onError: (err, desc) => (err instanceof RegistrationConflict ? this.onConflict(err, desc) : this.emit('error', err)),
     });
     this.watchHost = {
       snapshot: (prefix) => this.range(prefix),
@@ -262,20 +274,18 @@ export class EtcdDiscovery extends EventEmitter<DiscoveryClientEvents> implement
     return Number(res.deleted);
   }
 
-  /** Two range deletes in one transaction: below `_svc/` and above it. */
+  /** Range deletes in one transaction around the registry's two prefixes (`_claim/` sorts before `_svc/`). */
   async clear(): Promise<number> {
     const all = prefixRange(this.prefix);
+    const claims = prefixRange(this.fullKey(CLAIM_PREFIX));
     const svc = prefixRange(this.fullKey(SERVICE_PREFIX));
-    const res = await this.call((o) =>
-      this.etcd.kv.txn(
-        {
-          compare: [],
-          success: [{ request_delete_range: { key: all.key, range_end: svc.key } }, { request_delete_range: { key: svc.range_end, range_end: all.range_end } }],
-          failure: [],
-        },
-        o,
-      ),
-    );
+    const gaps: Array<[Buffer, Buffer]> = [
+      [all.key, claims.key],
+      [claims.range_end, svc.key],
+      [svc.range_end, all.range_end],
+    ];
+    const success = gaps.map(([key, range_end]) => ({ request_delete_range: { key, range_end } }));
+    const res = await this.call((o) => this.etcd.kv.txn({ compare: [], success, failure: [] }, o));
     return res.responses.reduce((n, r) => n + Number(r.response_delete_range?.deleted ?? 0), 0);
   }
 
@@ -325,11 +335,18 @@ export class EtcdDiscovery extends EventEmitter<DiscoveryClientEvents> implement
       if (e.code === 'unavailable') this.markDown(e.message);
       throw e;
     }
+    this.guard.follow(serviceKey(valid.name, valid.id));
   }
 
   async deregister(name: string, id: string): Promise<void> {
     if (this.closed) throw new DiscoveryError('closed', 'discovery client is closed');
+    this.guard.unfollow(serviceKey(name, id));
     await this.registry.deregister(name, id);
+  }
+
+  private onConflict(err: RegistrationConflict, desc: ServiceDesc): void {
+    this.guard.unfollow(serviceKey(desc.name, desc.id));
+    this.emit('conflict', err, desc);
   }
 
   watchServices(name?: string, options: WatchOptions<ServiceEvent> = {}): Promise<ServiceWatch> {
@@ -343,6 +360,7 @@ export class EtcdDiscovery extends EventEmitter<DiscoveryClientEvents> implement
   /** Does not revoke the lease: this client's services go away when it expires. */
   async close(): Promise<void> {
     if (this.closed) return;
+    this.guard.close();
     this.registry.close();
     const cancels = [...this.watches].map((w) => w.dispose());
     for (const w of [...this.watches]) w.state.stop();

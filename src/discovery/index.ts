@@ -14,3 +14,6 @@ export {
   type DiscoveryEvents,
   type EtcdAddr,
 } from './connect.js';
+export { clearServices, type Claim } from './claims.js';
+export { DEFAULT_NODE_STATE, NODE_STATE_PREFIX, nodeStateKey, parseNodeState, updateNodeState, type NodeState } from './node-state.js';
+export { isSecretKey } from './secrets.js';

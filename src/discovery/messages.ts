@@ -8,9 +8,9 @@ export interface PbKeyValue {
   mod_rev: number;
 }
 export interface Challenge { nonce: Uint8Array; protocol: number }
-export interface Hello { name: string; proof: Uint8Array; protocol: number }
+export interface Hello { name: string; proof: Uint8Array; protocol: number; instance?: string }
 export interface HelloAck { revision: number; server_id: string }
-export interface ErrorMsg { code: string; message: string }
+export interface ErrorMsg { code: string; message: string; retry_ms?: number }
 export interface GetReq { key: string }
 export interface GetResp { found: boolean; kv?: PbKeyValue | null; revision: number }
 export interface ListReq { prefix: string }
@@ -37,6 +37,9 @@ export interface OkResp { revision: number }
 export interface Mutation { key: string; value?: Uint8Array; delete?: boolean; create_rev?: number }
 export interface JournalEntry { revision: number; mutations: Mutation[] }
 export interface SnapshotHeader { revision: number; count: number }
+
+/** The watch id of the server's notices about a client's own registrations (real watches start at 1). */
+export const REGISTRY_NOTICE = 0;
 
 /** Protocol version carried in Challenge and Hello. */
 export const DISCOVERY_PROTOCOL = 1;

@@ -30,6 +30,11 @@ export class DurableOutbox {
     else this.queue.push({ rev, session, msgId, seq, body });
   }
 
+  /** Forgets what still waits: those revisions never became durable, so their frames must never leave. */
+  drop(): void {
+    this.queue = [];
+  }
+
   /** Everything up to `rev` is on disk: release what waited for it. */
   release(rev: number): void {
     if (rev > this.durable) this.durable = rev;

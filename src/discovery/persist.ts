@@ -1,4 +1,4 @@
-import { closeSync, existsSync, ftruncateSync, openSync, readFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, ftruncateSync, openSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { asBytes } from '../wire/registry.js';
@@ -34,6 +34,12 @@ export interface SnapshotSource {
  * highest revision that is on disk, and only then does the server answer.
  * Compaction writes `PATH.tmp`, syncs it, renames it over `PATH`, then empties
  * the journal, so a crash at any point leaves a readable pair of files.
+ *
+ * A failed write or fsync is final: what it carried is never reported
+ * durable, nothing is written after it (a record after a torn one would be
+ * unreadable, and so lost, on recovery), and a torn tail is cut off where
+ * possible. The files hold secrets (config/login/jwt_secret), so they are
+ * 0600 and their folder, when created here, 0700.
  */
 export class Persistence {
   private buffer: Buffer[] = [];
@@ -63,10 +69,17 @@ export class Persistence {
   }
 
   static async open(path: string, options: PersistOptions = {}): Promise<{ persistence: Persistence; recovered: Recovered }> {
-    await mkdir(dirname(path), { recursive: true });
-    const { recovered, journalBytes, snapshotBytes } = recover(path, options.warn ?? (() => {}));
-    const journal = await open(`${path}.journal`, 'a');
+    const warn = options.warn ?? (() => {});
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    privateModes(path, warn);
+    const { recovered, journalBytes, snapshotBytes } = recover(path, warn);
+    const journal = await open(`${path}.journal`, 'a', 0o600);
     return { persistence: new Persistence(path, journal, journalBytes, snapshotBytes, options), recovered };
+  }
+
+  /** Set once a write failed; nothing is written or reported durable after it. */
+  get failure(): Error | undefined {
+    return this.failed;
   }
 
   /** Queue one commit; it is durable when onDurable reports its revision. */
@@ -83,7 +96,7 @@ export class Persistence {
 
   private async flushLoop(): Promise<void> {
     try {
-      while (this.buffer.length > 0) {
+      while (this.buffer.length > 0 && !this.failed) {
         const batch = this.buffer;
         const rev = this.bufferRev;
         this.buffer = [];
@@ -97,14 +110,16 @@ export class Persistence {
           if (this.fsync) fsyncSeconds.observeSince(syncStart);
         }
         this.journalBytes += bytes;
-        let durable = rev;
+        this.onDurable(rev);
         if (this.snapshotSource && this.journalBytes >= this.compactBytes && this.journalBytes > this.snapshotBytes) {
-          durable = Math.max(durable, await this.compact());
+          this.onDurable(await this.compact());
         }
-        this.onDurable(durable);
       }
     } catch (err) {
       this.failed = err as Error;
+      this.buffer = [];
+      // Cut a torn record off (truncating needs no free space), so the journal ends on a whole record.
+      await this.journal.truncate(this.journalBytes).catch(() => {});
       this.onFailure(this.failed);
     } finally {
       this.flushing = false;
@@ -132,7 +147,7 @@ export class Persistence {
     }
     records.unshift(encodeRecord(SnapshotHeaderCodec.encode({ revision, count })));
     const tmp = `${this.path}.tmp`;
-    const fh = await open(tmp, 'w');
+    const fh = await open(tmp, 'w', 0o600);
     try {
       await writeAll(fh, records);
       await fh.sync();
@@ -154,10 +169,10 @@ export class Persistence {
     return { journalBytes: this.journalBytes, snapshotBytes: this.snapshotBytes };
   }
 
-  /** Flushes what is buffered and closes the journal. */
+  /** Flushes what is buffered (unless a write failed) and closes the journal. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      while (this.flushing || this.buffer.length > 0) {
+      while (this.flushing || (this.buffer.length > 0 && !this.failed)) {
         if (!this.flushing) {
           this.flushing = true;
           await this.flushLoop();
@@ -198,6 +213,15 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** Files made by an older version (0644) are made private; a folder others can enter is reported, not changed (it may not be ours alone). */
+function privateModes(path: string, warn: (msg: string) => void): void {
+  for (const file of [path, `${path}.journal`, `${path}.tmp`]) {
+    if (existsSync(file) && (statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+  }
+  const dir = dirname(path);
+  if ((statSync(dir).mode & 0o077) !== 0) warn(`${dir} is open to other users (mode ${(statSync(dir).mode & 0o777).toString(8)}); the data files in it are 0600, but consider chmod 700 ${dir}`);
 }
 
 function recover(path: string, warn: (msg: string) => void): { recovered: Recovered; journalBytes: number; snapshotBytes: number } {

@@ -4,12 +4,15 @@ import { createLogger, type Logger } from '../log/index.js';
 import { definedOnly } from '../net/options.js';
 import { listenTcp, type TcpListener, type TcpSession } from '../net/tcp.js';
 import { asBytes, type MessageType } from '../wire/registry.js';
-import { DISCOVERY_PROTOCOL, EVENT_DELETE, EVENT_PUT, M, type PbKeyValue, type PbEvent, type TxnReq } from './messages.js';
+import { DISCOVERY_PROTOCOL, EVENT_DELETE, EVENT_PUT, M, REGISTRY_NOTICE, type PbKeyValue, type PbEvent, type TxnReq } from './messages.js';
 import { DurableOutbox } from './outbox.js';
 import { Persistence } from './persist.js';
+import { RequestError } from './request-error.js';
+import { isSecretKey, NO_TOKEN_SECRET_MESSAGE } from './secrets.js';
+import { ServerRegistry } from './server-registry.js';
 import { KvStore, type Change, type Mutation } from './store.js';
-import { SERVICE_PREFIX, serviceKey, type KeyValue } from './types.js';
-import { encodeServiceDesc, validateServiceDesc } from './service-desc.js';
+import { RegistrationConflict, SERVICE_PREFIX, type KeyValue } from './types.js';
+import { validateServiceDesc } from './service-desc.js';
 import { discoveryServers, retireDiscovery, type DiscoveryCounts } from './metrics.js';
 
 export interface DiscoveryServerOptions {
@@ -47,19 +50,12 @@ const DEFAULTS = {
 /** Snapshot and list answers are cut into frames of about this many bytes. */
 const CHUNK_BYTES = 1024 * 1024;
 
-class RequestError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 interface Client {
   readonly session: TcpSession;
   readonly nonce: Buffer;
   name: string;
+  /** From Hello: the same for every connection of one client object, so it can take its own registrations back. */
+  instance: string;
   authed: boolean;
   readonly watches: Map<number, string>;
   readonly services: Set<string>;
@@ -80,19 +76,28 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> impleme
   private readonly opts: typeof DEFAULTS & DiscoveryServerOptions;
   private readonly log: Logger;
   private listener: TcpListener | undefined;
+  private listenerClosed: Promise<void> | undefined;
   private persistence: Persistence | undefined;
   private readonly clients = new Set<Client>();
-  private readonly owners = new Map<string, Client>();
-  private readonly graceTimers = new Map<string, NodeJS.Timeout>();
+  private readonly registry: ServerRegistry;
   private outbox = new DurableOutbox(0);
   private stopping: Promise<void> | undefined;
   /** Requests handled, by message id. */
   readonly ops = new Map<number, number>();
+  /** Set when a journal write or fsync failed: nothing more is acknowledged, and the server shuts down. */
+  private failed: Error | undefined;
 
   constructor(options: DiscoveryServerOptions = {}) {
     super();
     this.opts = { ...DEFAULTS, ...definedOnly(options) };
     this.log = options.logger ?? createLogger('discovery');
+    this.registry = new ServerRegistry({
+      store: this.store,
+      log: this.log,
+      graceMs: this.opts.graceMs,
+      commit: (mutations) => void this.commit(mutations),
+      canCommit: () => !this.stopping && !this.failed,
+    });
   }
 
   get address(): { host: string; port: number } {
@@ -130,16 +135,12 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> impleme
       this.persistence = persistence;
       persistence.snapshotSource = () => ({ revision: this.store.revision, kvs: this.store.all() });
       persistence.onDurable = (rev) => this.outbox.release(rev);
-      persistence.onFailure = (err) => {
-        this.log.fatal({ err }, 'journal write failed; refusing to acknowledge more writes');
-        this.emit('fatal', err);
-      };
+      persistence.onFailure = (err) => this.onJournalFailure(err);
       this.log.info({ datafile: this.opts.datafile, keys: this.store.size, revision: recovered.revision, journalEntries: recovered.journalEntries }, 'recovered');
     }
     this.outbox = new DurableOutbox(this.store.revision);
-    // Registrations that outlived their owners' connections get the same
-    // grace as a dropped client: live services re-register within it.
-    for (const key of this.store.keys(SERVICE_PREFIX)) this.startGrace(key);
+    // Live services re-register within the grace period.
+    this.registry.recover();
     this.listener = await listenTcp(
       {
         host: this.opts.host,
@@ -160,11 +161,11 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> impleme
   /** Stops accepting, flushes the journal, closes every client. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      for (const t of this.graceTimers.values()) clearTimeout(t);
-      this.graceTimers.clear();
+      this.registry.stop();
       if (this.persistence) await this.persistence.close();
-      this.outbox.release(this.store.revision);
-      await this.listener?.close();
+      // Whatever the journal could not make durable is never sent: close() released the rest.
+      this.outbox.drop();
+      await this.closeListener();
       retireDiscovery(this);
       this.log.info('discovery stopped');
     })();
@@ -172,7 +173,7 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> impleme
   }
 
   private accept(session: TcpSession): void {
-    const client: Client = { session, nonce: randomBytes(16), name: '', authed: false, watches: new Map(), services: new Set() };
+    const client: Client = { session, nonce: randomBytes(16), name: '', instance: '', authed: false, watches: new Map(), services: new Set() };
     this.clients.add(client);
     const handshake = setTimeout(() => {
       if (!client.authed) this.fail(client, 0, 'bad_request', 'no Hello within the handshake timeout');
@@ -182,7 +183,8 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> impleme
       try {
         this.onFrame(client, msgId, seq, body);
       } catch (err) {
-        if (err instanceof RequestError) this.sendError(client, seq, err.code, err.message);
+        if (err instanceof RegistrationConflict) this.sendError(client, seq, 'conflict', err.message, err.retryAfterMs);
+        else if (err instanceof RequestError) this.sendError(client, seq, err.code, err.message);
         else this.fail(client, seq, 'bad_request', `malformed ${msgName(msgId)}: ${(err as Error).message}`);
       }
     });
@@ -190,12 +192,7 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> impleme
       clearTimeout(handshake);
       this.clients.delete(client);
       this.log.debug({ client: client.name, remote: session.remoteAddress, reason }, 'client closed');
-      for (const key of client.services) {
-        if (this.owners.get(key) === client) {
-          this.owners.delete(key);
-          this.startGrace(key);
-        }
-      }
+      this.registry.ownerGone(client);
     });
     session.send(M.Challenge.id, 0, M.Challenge.encode({ nonce: client.nonce, protocol: DISCOVERY_PROTOCOL }));
   }
@@ -217,12 +214,13 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> impleme
     switch (msgId) {
       case M.GetReq.id: {
         const { key } = M.GetReq.decode(body);
+        this.checkSecret(key);
         const kv = this.store.get(key);
         return this.reply(client, M.GetResp, seq, { found: kv !== undefined, kv: kv ? toPb(kv) : null, revision: this.store.revision });
       }
       case M.ListReq.id: {
         const { prefix } = M.ListReq.decode(body);
-        return this.sendChunked(client, this.store.list(prefix), (kvs, more) => this.reply(client, M.ListResp, seq, { kvs, revision: this.store.revision, more }));
+        return this.sendChunked(client, this.visible(this.store.list(prefix)), (kvs, more) => this.reply(client, M.ListResp, seq, { kvs, revision: this.store.revision, more }));
       }
       case M.PutReq.id: {
         const req = M.PutReq.decode(body);
@@ -230,6 +228,7 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> impleme
         const value = asBytes(req.value);
         this.checkKey(key);
         this.checkValue(value);
+        this.checkSecret(key);
         this.commit([{ key, value }]);
         return this.reply(client, M.PutResp, seq, { revision: this.store.revision });
       }
@@ -251,13 +250,8 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> impleme
         return this.onRegister(client, seq, M.RegisterReq.decode(body).desc);
       case M.DeregisterReq.id: {
         const { name, id } = M.DeregisterReq.decode(body);
-        const key = serviceKey(name, id);
-        const owner = this.owners.get(key);
-        if (owner && owner !== client) throw new RequestError('bad_request', `service ${id} is registered by another live client`);
-        this.owners.delete(key);
-        client.services.delete(key);
-        this.cancelGrace(key);
-        this.commit([{ key, delete: true }]);
+        this.checkWritable();
+        this.registry.deregister(client, name, id);
         return this.reply(client, M.OkResp, seq, { revision: this.store.revision });
       }
       default:
@@ -279,10 +273,13 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> impleme
     }
     client.authed = true;
     client.name = hello.name.slice(0, 128);
+    client.instance = hello.instance ? hello.instance.slice(0, 64) : randomBytes(8).toString('hex');
     this.reply(client, M.HelloAck, seq, { revision: this.store.revision, server_id: this.serverId });
   }
 
   private onTxn(client: Client, seq: number, req: TxnReq): void {
+    for (const c of req.compares) this.checkSecret(c.key);
+    for (const op of req.ops) if (!op.delete) this.checkSecret(op.key);
     const ok = req.compares.every((c) => (this.store.get(c.key)?.modRev ?? 0) === c.mod_rev);
     if (!ok) return this.reply(client, M.TxnResp, seq, { succeeded: false, revision: this.store.revision });
     const mutations: Mutation[] = [];
@@ -315,52 +312,49 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> impleme
     // Single-threaded: the snapshot and the registration happen at one
     // revision, so events after it are exactly those above the snapshot.
     const revision = this.store.revision;
-    this.sendChunked(client, this.store.list(req.prefix), (kvs, more) => this.reply(client, M.WatchResp, seq, { watch_id: req.watch_id, kvs, revision, more }));
+    this.sendChunked(client, this.visible(this.store.list(req.prefix)), (kvs, more) => this.reply(client, M.WatchResp, seq, { watch_id: req.watch_id, kvs, revision, more }));
   }
 
   private onRegister(client: Client, seq: number, pb: unknown): void {
     const desc = validateServiceDesc(pb);
     if (typeof desc === 'string') throw new RequestError('bad_request', desc);
-    const key = serviceKey(desc.name, desc.id);
-    const value = encodeServiceDesc(desc);
-    const old = this.owners.get(key);
-    if (old && old !== client) old.services.delete(key);
-    this.owners.set(key, client);
-    client.services.add(key);
-    this.cancelGrace(key);
-    const existing = this.store.get(key);
-    // An identical re-registration (after a reconnect) is not a change.
-    if (!existing || !Buffer.from(existing.value).equals(value)) this.commit([{ key, value }]);
+    this.checkWritable();
+    this.registry.register(client, desc);
     this.reply(client, M.OkResp, seq, { revision: this.store.revision });
   }
 
-  private startGrace(key: string): void {
-    this.cancelGrace(key);
-    // On shutdown, registrations stay in the store: the next start grants them a new grace.
-    if (this.stopping) return;
-    const timer = setTimeout(() => {
-      this.graceTimers.delete(key);
-      // Checked again here: without a journal to flush, stop() closes the
-      // sessions (which start grace timers) before `stopping` is assigned,
-      // and commit() would then throw from this timer, uncaught.
-      if (this.stopping || this.owners.has(key)) return;
-      this.log.info({ key }, 'service owner gone; removing registration');
-      this.commit([{ key, delete: true }]);
-    }, this.opts.graceMs);
-    timer.unref();
-    this.graceTimers.set(key, timer);
+  /**
+   * A journal write or fsync failed. The write it carried (and any after it)
+   * was never acknowledged and never will be: what waits in the outbox is
+   * dropped, every client is disconnected, and the server stops, so that a
+   * restart serves exactly what is on disk (docs/protocol.md, Durability).
+   */
+  private onJournalFailure(err: Error): void {
+    if (this.failed) return;
+    this.failed = err;
+    this.log.fatal({ err, durable: this.outbox.durableRevision, revision: this.store.revision }, 'journal write failed; acknowledging nothing more and shutting down');
+    this.outbox.drop();
+    const message = `the discovery journal failed (${err.message}); the server is shutting down`;
+    for (const client of this.clients) {
+      client.session.send(M.Error.id, 0, M.Error.encode({ code: 'unavailable', message }));
+      client.session.close(message);
+    }
+    void this.closeListener();
+    this.emit('fatal', err);
   }
 
-  private cancelGrace(key: string): void {
-    const t = this.graceTimers.get(key);
-    if (t) {
-      clearTimeout(t);
-      this.graceTimers.delete(key);
-    }
+  private closeListener(): Promise<void> {
+    this.listenerClosed ??= this.listener?.close() ?? Promise.resolve();
+    return this.listenerClosed;
+  }
+
+  private checkWritable(): void {
+    if (this.stopping) throw new RequestError('unavailable', 'server is shutting down');
+    if (this.failed) throw new RequestError('unavailable', `the journal failed (${this.failed.message}); this server accepts no more writes`);
   }
 
   private commit(mutations: Mutation[]): Change[] {
-    if (this.stopping) throw new RequestError('unavailable', 'server is shutting down');
+    this.checkWritable();
     const changes = this.store.commit(mutations);
     if (changes.length === 0) return changes;
     const revision = this.store.revision;
@@ -374,11 +368,17 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> impleme
   }
 
   private notify(changes: Change[]): void {
+    for (const c of changes) {
+      if (c.type !== 'delete' || !c.key.startsWith(SERVICE_PREFIX)) continue;
+      // Watch id 0 is the registry notice: "your registration was deleted"; the owner registers it again.
+      const owner = this.registry.deletedByOther(c.key) as Client | undefined;
+      if (owner) this.reply(owner, M.WatchEvent, 0, { watch_id: REGISTRY_NOTICE, events: [{ type: EVENT_DELETE, kv: { key: c.key, value: new Uint8Array(0), create_rev: 0, mod_rev: c.revision } }] });
+    }
     for (const client of this.clients) {
       for (const [watchId, prefix] of client.watches) {
         let events: PbEvent[] | undefined;
         for (const c of changes) {
-          if (!c.key.startsWith(prefix)) continue;
+          if (!c.key.startsWith(prefix) || (!this.opts.token && isSecretKey(c.key))) continue;
           (events ??= []).push(
             c.kv ? { type: EVENT_PUT, kv: toPb(c.kv) } : { type: EVENT_DELETE, kv: { key: c.key, value: new Uint8Array(0), create_rev: 0, mod_rev: c.revision } },
           );
@@ -408,10 +408,21 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> impleme
     this.outbox.send(this.store.revision, client.session, type.id, seq, type.encode(msg));
   }
 
-  private sendError(client: Client, seq: number, code: string, message: string): void {
-    this.reply(client, M.Error, seq, { code, message });
+  private sendError(client: Client, seq: number, code: string, message: string, retryMs?: number): void {
+    this.reply(client, M.Error, seq, { code, message, retry_ms: retryMs ?? 0 });
   }
 
+  /**
+   * With a token, every client has proved it holds it, so secrets are theirs
+   * to read. Without one, nobody has: secret keys are neither served nor stored.
+   */
+  private checkSecret(key: string): void {
+    if (!this.opts.token && isSecretKey(key)) throw new RequestError('unauthorized', `${key} ${NO_TOKEN_SECRET_MESSAGE}`);
+  }
+
+  private visible(kvs: KeyValue[]): KeyValue[] {
+    return this.opts.token ? kvs : kvs.filter((kv) => !isSecretKey(kv.key));
+  }
 
   private checkKey(key: string): void {
     if (key.length === 0) throw new RequestError('bad_request', 'key must not be empty');

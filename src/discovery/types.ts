@@ -63,7 +63,7 @@ export interface WatchOptions<E> {
   maxBuffered?: number;
 }
 
-export type DiscoveryErrorCode = 'unavailable' | 'unauthorized' | 'bad_request' | 'timeout' | 'too_large' | 'closed' | 'internal';
+export type DiscoveryErrorCode = 'unavailable' | 'unauthorized' | 'bad_request' | 'timeout' | 'too_large' | 'closed' | 'internal' | 'conflict';
 
 export class DiscoveryError extends Error {
   override name = 'DiscoveryError';
@@ -75,8 +75,32 @@ export class DiscoveryError extends Error {
   }
 }
 
+/**
+ * A registration refused because another registration holds its service id
+ * or its logical address (code `conflict`). The message is the one line to
+ * show, e.g. `logical address 1.2.0 is held by hub#0@dev (127.0.0.1:38761)`.
+ */
+export class RegistrationConflict extends DiscoveryError {
+  override name = 'RegistrationConflict';
+  constructor(
+    message: string,
+    /**
+     * Set when the holder may be gone: its owner's connection dropped (the
+     * built-in server's grace period) or its etcd lease is not known to be
+     * kept alive. The claim expires within this many ms unless the holder
+     * comes back. Undefined: the holder is live.
+     */
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super('conflict', message);
+  }
+}
+
 /** Key prefix under which the registry keeps one key per service instance. */
 export const SERVICE_PREFIX = '_svc/';
+
+/** Key prefix of the claims on service ids and logical addresses (claims.ts). */
+export const CLAIM_PREFIX = '_claim/';
 
 export function serviceKey(name: string, id: string): string {
   return `${SERVICE_PREFIX}${name}/${id}`;
@@ -95,7 +119,7 @@ export interface Discovery {
   /** Returns how many keys were deleted. */
   delete(key: string): Promise<number>;
   deletePrefix(prefix: string): Promise<number>;
-  /** Deletes every key outside the service registry. */
+  /** Deletes every key outside the service registry (registrations and their claims). */
   clear(): Promise<number>;
   txn(compares: readonly Compare[], ops: readonly TxnOp[]): Promise<TxnResult>;
   /** Resolves once the prefix's snapshot is in the local cache. */

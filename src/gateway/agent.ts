@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../log/index.js';
+import { logMessage, messageLogOn } from '../log/msglog.js';
 import { listenKcp, type KcpListener } from '../net/kcp/listener.js';
 import type { Session } from '../net/session.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
@@ -9,8 +10,11 @@ import { ServiceNode, type ServiceNodeOptions } from '../service/node.js';
 import type { PeerInfo } from '../service/rpc.js';
 import { Selector, type Strategy } from '../service/select.js';
 import { ClientConn } from './client-conn.js';
+import { identityConflict } from './identity.js';
 import { KickCode } from './kick.js';
-import { C, CLIENT_PROTOCOL, G, type BindReq, type KickClients, type ToClients } from './messages.js';
+import { C, CLIENT_PROTOCOL, G, type BindReq, type BindResp, type KickClients, type ToClients, type UnbindClients } from './messages.js';
+import { PomeloPorts } from './pomelo/ports.js';
+import { restoreBatches } from './restore.js';
 import { HEARTBEAT_KEY, ROUTES_KEY, RouteTable } from './routes.js';
 import { tracingOn } from '../observe/tracing.js';
 import { RequestSpans } from './agent-trace.js';
@@ -29,6 +33,11 @@ export interface AgentOptions {
   /** KCP over UDP: off unless given; 0 lets the OS pick. */
   kcpPort?: number | null;
   wsPath?: string;
+  /** The pomelo protocol (docs/pomelo.md), off unless set: 0 lets the OS pick. */
+  pomeloWsPort?: number | null;
+  pomeloTcpPort?: number | null;
+  /** Offer pomelo-protobuf protos to pomelo clients in the handshake. */
+  pomeloProtobuf?: boolean;
   maxFrame?: number;
   maxMsgsPerSec?: number;
   maxOutbound?: number;
@@ -77,6 +86,7 @@ export class Agent {
   private nextClientId = 1;
   private tcp: TcpListener | undefined;
   private ws: WsListener | undefined;
+  private pomelo: PomeloPorts | undefined;
   private kcp: KcpListener | undefined;
   private cloud: CloudConfig | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
@@ -89,11 +99,13 @@ export class Agent {
     this.opts = options;
     this.routes = options.routes ?? new RouteTable();
     this.heartbeatSec = options.heartbeatSec ?? 20;
-    this.node = new ServiceNode({ ...options.node, name: options.node?.name ?? 'agent', type: options.node?.type ?? 1 });
+    this.node = new ServiceNode({ ...options.node, name: options.node?.name ?? 'agent' });
     this.log = this.node.log;
     this.node.onMessage(G.ToClients, (msg) => this.onToClients(msg));
     this.node.onMessage(G.KickClients, (msg) => this.onKickClients(msg));
+    this.node.onMessage(G.UnbindClients, (msg, ctx) => this.onUnbindClients(msg, ctx.peer));
     this.node.handle(G.BindReq, G.BindResp, (req, ctx) => this.onBind(req, ctx.peer));
+    this.node.on('linkUp', (peer) => this.restoreClients(peer));
     this.node.on('peerUp', (peer) => this.onBackendStatus(peer, true));
     this.node.on('peerDown', (peer) => this.onBackendStatus(peer, false));
     this.node.on('peerGone', (peer) => this.onBackendGone(peer));
@@ -114,6 +126,14 @@ export class Agent {
 
   get wsUrl(): string | undefined {
     return this.ws ? `ws://${this.ws.host}:${this.ws.port}${this.opts.wsPath ?? '/'}` : undefined;
+  }
+
+  get pomeloWsUrl(): string | undefined {
+    return this.pomelo?.wsAddress;
+  }
+
+  get pomeloTcpAddress(): string | undefined {
+    return this.pomelo?.tcpAddress;
   }
 
   get kcpAddress(): string | undefined {
@@ -142,10 +162,22 @@ export class Agent {
       heartbeatMs: 0,
     };
     if (this.opts.tcpPort !== null) this.tcp = await listenTcp({ ...sessionOpts, host, port: this.opts.tcpPort ?? 0 }, (s) => this.accept(s));
-    if (this.opts.wsPort !== null) this.ws = await listenWs({ ...sessionOpts, host, port: this.opts.wsPort ?? 0, path: this.opts.wsPath }, (s, req) => this.accept(s, req));
+    if (this.opts.wsPort !== null) {
+      // The handshake deadline runs from the TCP accept: an upgrade that never completes is closed by it too.
+      const ws = { ...sessionOpts, host, port: this.opts.wsPort ?? 0, path: this.opts.wsPath, upgradeTimeoutMs: sessionOpts.idleTimeoutMs, maxConnections: this.opts.maxClients ?? 100_000 };
+      this.ws = await listenWs(ws, (s, req) => this.accept(s, req));
+    }
     if (this.opts.kcpPort != null) this.kcp = await listenKcp({ ...sessionOpts, host, port: this.opts.kcpPort }, (s) => this.accept(s));
+    try {
+      const pomelo = { host, wsPort: this.opts.pomeloWsPort, tcpPort: this.opts.pomeloTcpPort, protobuf: this.opts.pomeloProtobuf, session: sessionOpts };
+      this.pomelo = await PomeloPorts.start(pomelo, this.routes, (s, req) => this.accept(s, req));
+    } catch (err) {
+      await Promise.all([this.tcp?.close(), this.ws?.close(), this.kcp?.close()]);
+      throw err;
+    }
     const wan = this.node.config.wanip;
     this.node.setMeta({
+      ...this.pomelo?.meta(wan),
       ...(this.tcp ? { tcp: `${wan || this.tcp.host}:${this.tcp.port}` } : {}),
       ...(this.ws ? { ws: `ws://${wan || this.ws.host}:${this.ws.port}${this.opts.wsPath ?? '/'}` } : {}),
       ...(this.kcp ? { kcp: `${wan || this.kcp.host}:${this.kcp.port}` } : {}),
@@ -158,13 +190,13 @@ export class Agent {
       else this.applyRoutes(this.opts.routes);
     } catch (err) {
       // Close the client ports too, or they keep the process alive after a failed start.
-      await Promise.all([this.tcp?.close(), this.ws?.close(), this.kcp?.close()]);
+      await Promise.all([this.tcp?.close(), this.ws?.close(), this.kcp?.close(), this.pomelo?.close()]);
       await this.node.stop();
       throw err;
     }
     this.reportTimer = setInterval(() => this.reportOnline(), 1000);
     this.reportTimer.unref();
-    this.log.info({ tcp: this.tcpAddress, ws: this.wsUrl, kcp: this.kcpAddress, routes: this.routes.size }, 'agent listening');
+    this.log.info({ tcp: this.tcpAddress, ws: this.wsUrl, kcp: this.kcpAddress, pomeloWs: this.pomeloWsUrl, pomeloTcp: this.pomeloTcpAddress, routes: this.routes.size }, 'agent listening');
     return this;
   }
 
@@ -185,6 +217,7 @@ export class Agent {
 
   private applyRoutes(table: RouteTable): void {
     this.routes = table;
+    this.pomelo?.setRoutes(table);
     for (const service of table.services()) this.node.addDependency(service);
     this.log.info({ routes: table.size, services: table.services() }, 'route table applied');
   }
@@ -224,7 +257,7 @@ export class Agent {
     const handshakeMs = this.opts.handshakeTimeoutMs ?? 10_000;
     client.handshakeTimer = setTimeout(() => {
       if (!client.handshaken) client.kick(KickCode.BAD_HANDSHAKE, `no handshake within ${handshakeMs} ms`);
-    }, handshakeMs);
+    }, Math.max(0, handshakeMs - (Date.now() - conn.connectedAt)));
     client.handshakeTimer.unref();
     conn.once('close', () => clearTimeout(client.handshakeTimer));
     this.stats.online = this.clients.size;
@@ -241,6 +274,7 @@ export class Agent {
     if (!client.handshaken) return this.onHandshake(client, msgId, seq, body);
     if (msgId === C.Ping.id) return void client.conn.send(C.Pong.id, seq, C.Pong.encode({ server_time_ms: Date.now() }));
     const route = this.routes.get(msgId);
+    if (messageLogOn(this.log)) logMessage(this.log, 'recv', route?.name ?? `#${msgId}`, `client ${client.id}`, body.length);
     if (!route) {
       this.stats.unknown++;
       if ((this.opts.unknownMessage ?? 'kick') === 'kick') return client.kick(KickCode.UNKNOWN_MESSAGE, `message id ${msgId} is not routed`);
@@ -317,6 +351,7 @@ export class Agent {
   // ---- backends -----------------------------------------------------------
 
   private onToClients(msg: ToClients): void {
+    if (messageLogOn(this.log)) logMessage(this.log, 'send', this.routes.get(msg.msg_id)?.name ?? `#${msg.msg_id}`, msg.all ? 'all clients' : msg.client_ids.length === 1 ? `client ${msg.client_ids[0]}` : `${msg.client_ids.length} clients`, msg.body.length);
     if (msg.all) {
       for (const c of this.clients.values()) if (c.handshaken) c.conn.send(msg.msg_id, msg.seq, msg.body);
       return;
@@ -336,16 +371,45 @@ export class Agent {
     for (const id of msg.client_ids) this.clients.get(id)?.kick(KickCode.KICKED, msg.reason || 'kicked by the server');
   }
 
-  private onBind(req: BindReq, peer: PeerInfo): { ok: boolean; error: string } {
+  private onBind(req: BindReq, peer: PeerInfo): BindResp {
     const client = this.clients.get(req.client_id);
-    if (!client) return { ok: false, error: `client ${req.client_id} is not connected to ${this.node.id}` };
+    if (!client) return { ok: false, code: 'not_connected', error: `client ${req.client_id} is not connected to ${this.node.id}` };
+    const conflict = identityConflict(client.session, req.session, `client ${client.id} of ${this.node.id}`);
+    if (conflict) {
+      this.log.warn({ client: client.id, backend: peer.id, err: conflict }, 'refused a bind that would change the identity');
+      return { ok: false, code: 'identity_conflict', error: conflict };
+    }
     const previous = client.bound?.get(peer.name);
     if (previous && previous !== peer.id) this.boundTo.get(previous)?.delete(client);
     client.bind(peer.name, peer.id, req.session);
     let set = this.boundTo.get(peer.id);
     if (!set) this.boundTo.set(peer.id, (set = new Set()));
     set.add(client);
-    return { ok: true, error: '' };
+    return { ok: true, error: '', code: '' };
+  }
+
+  /** A backend dropped bindings to itself (it could not restore them, or logged them out). */
+  private onUnbindClients(msg: UnbindClients, peer: PeerInfo): void {
+    const set = this.boundTo.get(peer.id);
+    for (const id of msg.client_ids) {
+      const client = this.clients.get(id);
+      if (!client || client.bound?.get(peer.name) !== peer.id) continue;
+      client.bound.delete(peer.name);
+      set?.delete(client);
+      this.log.info({ client: id, backend: peer.id, reason: msg.reason }, 'client unbound');
+    }
+  }
+
+  /**
+   * A new link to a backend: it is told its bound clients and their
+   * sessions before anything else is sent on the link, so a backend that
+   * restarted (same id) can rebuild what it kept in memory.
+   */
+  private restoreClients(peer: PeerInfo): void {
+    const clients = this.boundTo.get(peer.id);
+    if (!clients || clients.size === 0) return;
+    for (const batch of restoreBatches(clients)) this.node.sendToPeer(peer.id, G.RestoreClients, { clients: batch });
+    this.log.info({ backend: peer.id, clients: clients.size }, 'bound clients re-announced');
   }
 
   private onBackendStatus(peer: PeerInfo, up: boolean): void {
@@ -388,7 +452,7 @@ export class Agent {
     this.stopping = true;
     if (this.reportTimer) clearInterval(this.reportTimer);
     for (const c of [...this.clients.values()]) c.kick(KickCode.SHUTDOWN, 'the agent is shutting down');
-    await Promise.all([this.tcp?.close(), this.ws?.close(), this.kcp?.close()]);
+    await Promise.all([this.tcp?.close(), this.ws?.close(), this.kcp?.close(), this.pomelo?.close()]);
     this.cloud?.close();
     await this.node.stop();
     agents.retire(this);

@@ -1,10 +1,12 @@
-import type { MessageType } from '../wire/registry.js';
+import { logMessage, messageLogOn } from '../log/msglog.js';
 import { RpcError } from '../service/errors.js';
 import type { ServiceNode } from '../service/node.js';
 import type { Init, PeerInfo } from '../service/rpc.js';
-import { C, G, type ClientClosed, type ClientMessage } from './messages.js';
+import type { MessageType } from '../wire/registry.js';
 import { KickCode } from './kick.js';
-import { ATTR, endSpan, SpanKind, startSpan, tracingOn, withSpan } from '../observe/tracing.js';
+import { ATTR, endSpan, SpanKind, startSpan, tracingOn, withSpan, type Span } from '../observe/tracing.js';
+import { isThenable, Mailboxes } from './mailbox.js';
+import { C, G, type ClientClosed, type ClientMessage, type RestoreClients } from './messages.js';
 
 /** A client as a backend sees it: which agent holds it, and its id there. */
 export interface ClientRef {
@@ -12,96 +14,142 @@ export interface ClientRef {
   readonly id: number;
 }
 
-/** One client message being handled. */
-export interface ClientContext extends ClientRef {
-  /** Session data attached by Bind calls (user id, name...). */
+/** A client with its session data (user id, name...), as told on close or restore. */
+export interface ClientInfo extends ClientRef {
   readonly session: Readonly<Record<string, string>>;
+}
+
+/** One client message being handled. */
+export interface ClientContext extends ClientInfo {
   /** The client's request sequence number; replies carry it back. */
   readonly seq: number;
   reply<T>(type: MessageType<T>, msg: Init<T>): void;
-  /** Binds the client to this backend instance and merges session data. */
+  /**
+   * Binds the client to this backend instance and merges session data. A
+   * bind that would change the session's `uid` (SESSION_UID) is refused with
+   * RpcError `bad_request`: a connection has one identity.
+   */
   bind(session?: Readonly<Record<string, string>>): Promise<void>;
   kick(reason: string): void;
 }
 
 export type ClientHandler<Req, Res> = (req: Req, client: ClientContext) => Init<Res> | void | Promise<Init<Res> | void>;
 
+export interface ClientHandlerOptions {
+  /**
+   * Run at once, beside the client's other messages, instead of in its
+   * mailbox after them. For read-only handlers: such a handler may see the
+   * state from before the client's earlier messages took effect.
+   */
+  concurrent?: boolean;
+}
+
+export interface GatewayBackendOptions {
+  /** The agents' service name. Default "agent". */
+  agentService?: string;
+  /** Messages of one client held at once (running and waiting); more are answered `busy`. Default 128. */
+  maxQueuedPerClient?: number;
+  /** Messages held over all clients; more are answered `busy`. Default 100,000. */
+  maxQueued?: number;
+}
+
 interface Entry {
   readonly req: MessageType<unknown>;
   readonly res: MessageType<unknown> | undefined;
   readonly fn: ClientHandler<unknown, unknown>;
+  readonly concurrent: boolean;
 }
+
+type ClosedHandler = (client: ClientInfo, reason: string) => void;
+type RestoredHandler = (client: ClientInfo) => void | Promise<void>;
 
 /**
  * The backend side of the gateway, for any service: handle client messages
  * the agents route here, reply, push to one client, a list, or everyone,
- * bind clients, and hear when they leave.
+ * bind clients, and hear when they leave or come back after a restart.
+ *
+ * One client's messages run one at a time, in arrival order, async handlers
+ * included (see Mailboxes); different clients run concurrently.
  */
 export class GatewayBackend {
+  readonly agentService: string;
   private readonly handlers = new Map<number, Entry>();
-  /** Client requests being handled; a graceful stop waits for them. */
-  private inflight = 0;
-  private idleWaiters: Array<() => void> = [];
-  private readonly closedHandlers: Array<(client: ClientRef & { session: Readonly<Record<string, string>> }, reason: string) => void> = [];
+  private readonly mailboxes: Mailboxes;
+  private readonly maxQueued: number;
+  private readonly closedHandlers: ClosedHandler[] = [];
+  private readonly restoredHandlers: RestoredHandler[] = [];
 
   constructor(
     readonly node: ServiceNode,
-    /** The agents' service name. */
-    readonly agentService = 'agent',
+    options: GatewayBackendOptions | string = {},
   ) {
-    node.addDependency(agentService);
+    const opts = typeof options === 'string' ? { agentService: options } : options;
+    this.agentService = opts.agentService ?? 'agent';
+    this.mailboxes = new Mailboxes(opts.maxQueuedPerClient ?? 128);
+    this.maxQueued = opts.maxQueued ?? 100_000;
+    node.addDependency(this.agentService);
     node.onMessage(G.ClientMessage, (msg, ctx) => this.onClientMessage(msg, ctx.peer));
     node.onMessage(G.ClientClosed, (msg, ctx) => this.onClosedFrame(msg, ctx.peer));
-    node.onDrain((timeoutMs) => this.drain(timeoutMs));
-  }
-
-  private drain(timeoutMs: number): Promise<void> {
-    if (this.inflight === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.node.log.warn({ inflight: this.inflight }, 'shutdown timeout: abandoning client requests in flight');
-        resolve();
-      }, timeoutMs);
-      timer.unref();
-      this.idleWaiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
+    node.onMessage(G.RestoreClients, (msg, ctx) => this.onRestore(msg, ctx.peer));
+    // The agent answers what was in flight with `unavailable`; what waits here would answer nobody.
+    node.on('peerDown', (peer) => {
+      if (peer.name === this.agentService) this.mailboxes.closeAgent(peer.id);
+    });
+    node.onDrain(async (timeoutMs) => {
+      if (!(await this.mailboxes.whenIdle(timeoutMs))) this.node.log.warn({ held: this.mailboxes.size }, 'shutdown timeout: abandoning client requests in flight');
     });
   }
 
+  /** Client messages held (running or waiting in a mailbox), over all clients. */
+  get queued(): number {
+    return this.mailboxes.size;
+  }
+
   /** Handles a client message; a returned value is sent back as `res` with the request's seq. */
-  handle<Req, Res>(req: MessageType<Req>, res: MessageType<Res> | undefined, fn: ClientHandler<Req, Res>): this {
+  handle<Req, Res>(req: MessageType<Req>, res: MessageType<Res> | undefined, fn: ClientHandler<Req, Res>, options: ClientHandlerOptions = {}): this {
     if (this.handlers.has(req.id)) throw new TypeError(`a client handler for ${req.name} (${req.id}) is already registered`);
-    this.handlers.set(req.id, { req, res, fn } as Entry);
+    this.handlers.set(req.id, { req, res, fn, concurrent: options.concurrent ?? false } as Entry);
     return this;
   }
 
-  onClientClosed(fn: (client: ClientRef & { session: Readonly<Record<string, string>> }, reason: string) => void): this {
+  /** A client left (its connection closed). Runs after the client's running message settled; what it still had waiting is dropped. */
+  onClientClosed(fn: ClosedHandler): this {
     this.closedHandlers.push(fn);
+    return this;
+  }
+
+  /**
+   * A client bound to this backend is re-announced by its agent, with its
+   * session data: after this backend restarted with the same service id, or
+   * when a link to the agent came back. Rebuild in-memory state here; it may
+   * be called for clients already known. Runs in the client's mailbox,
+   * before its later messages. A hook that throws or rejects unbinds the
+   * client from this backend: its `auth` messages then get `unauthenticated`
+   * until it joins again.
+   */
+  onClientRestored(fn: RestoredHandler): this {
+    this.restoredHandlers.push(fn);
     return this;
   }
 
   /** Sends one message to one client. Returns false if its agent is not linked. */
   send<T>(client: ClientRef, type: MessageType<T>, msg: Init<T>, seq = 0): boolean {
-    return this.node.sendToPeer(client.agent, G.ToClients, { client_ids: [client.id], all: false, msg_id: type.id, seq, body: type.encode(msg) });
+    const body = type.encode(msg);
+    if (messageLogOn(this.node.log)) logMessage(this.node.log, 'send', type.name, `${client.agent}/${client.id}`, body.length);
+    return this.node.sendToPeer(client.agent, G.ToClients, { client_ids: [client.id], all: false, msg_id: type.id, seq, body });
   }
 
   /** Sends one message to many clients: encoded once, one frame per agent. */
   sendMany<T>(clients: readonly ClientRef[], type: MessageType<T>, msg: Init<T>): void {
     const body = type.encode(msg);
-    const byAgent = new Map<string, number[]>();
-    for (const c of clients) {
-      let ids = byAgent.get(c.agent);
-      if (!ids) byAgent.set(c.agent, (ids = []));
-      ids.push(c.id);
-    }
-    for (const [agent, ids] of byAgent) this.node.sendToPeer(agent, G.ToClients, { client_ids: ids, all: false, msg_id: type.id, seq: 0, body });
+    if (messageLogOn(this.node.log)) logMessage(this.node.log, 'send', type.name, `${clients.length} clients`, body.length);
+    for (const [agent, ids] of byAgent(clients)) this.node.sendToPeer(agent, G.ToClients, { client_ids: ids, all: false, msg_id: type.id, seq: 0, body });
   }
 
   /** Sends one message to every client of every agent this backend is linked to. */
   broadcast<T>(type: MessageType<T>, msg: Init<T>): number {
     const body = type.encode(msg);
+    if (messageLogOn(this.node.log)) logMessage(this.node.log, 'send', type.name, 'all clients', body.length);
     let agents = 0;
     for (const agent of this.node.instances(this.agentService)) {
       if (this.node.sendToPeer(agent.id, G.ToClients, { client_ids: [], all: true, msg_id: type.id, seq: 0, body })) agents++;
@@ -110,27 +158,31 @@ export class GatewayBackend {
   }
 
   kick(clients: readonly ClientRef[], reason: string): void {
-    const byAgent = new Map<string, number[]>();
-    for (const c of clients) byAgent.set(c.agent, [...(byAgent.get(c.agent) ?? []), c.id]);
-    for (const [agent, ids] of byAgent) this.node.sendToPeer(agent, G.KickClients, { client_ids: ids, code: KickCode.KICKED, reason });
+    for (const [agent, ids] of byAgent(clients)) this.node.sendToPeer(agent, G.KickClients, { client_ids: ids, code: KickCode.KICKED, reason });
+  }
+
+  /** Drops the clients' binding to this backend (a logout); their session data stays. */
+  unbind(clients: readonly ClientRef[], reason: string): void {
+    for (const [agent, ids] of byAgent(clients)) this.node.sendToPeer(agent, G.UnbindClients, { client_ids: ids, reason });
   }
 
   async bind(client: ClientRef, session: Readonly<Record<string, string>> = {}): Promise<void> {
     const res = await this.node.call({ id: client.agent }, G.BindReq, G.BindResp, { client_id: client.id, session: { ...session } });
-    if (!res.ok) throw new RpcError('application', res.error || 'bind failed');
+    if (!res.ok) throw new RpcError(res.code === 'identity_conflict' ? 'bad_request' : 'application', res.error || 'bind failed');
   }
 
   private onClientMessage(msg: ClientMessage, agent: PeerInfo): void {
     const ref: ClientRef = { agent: agent.id, id: msg.client_id };
     const entry = this.handlers.get(msg.msg_id);
-    const replyError = (code: string, message: string) => this.send(ref, C.Error, { code, message }, msg.seq);
-    if (!entry) return void replyError('unknown_method', `no handler for message ${msg.msg_id} on ${this.node.id}`);
-    if (this.node.stopping) return void replyError('unavailable', `${this.node.id} is shutting down`);
+    if (messageLogOn(this.node.log)) logMessage(this.node.log, 'recv', entry?.req.name ?? `#${msg.msg_id}`, `${ref.agent}/${ref.id}`, msg.body.length);
+    if (!entry) return this.replyError(ref, msg.seq, 'unknown_method', `no handler for message ${msg.msg_id} on ${this.node.id}`);
+    if (this.node.stopping) return this.replyError(ref, msg.seq, 'unavailable', `${this.node.id} is shutting down`);
+    if (this.mailboxes.size >= this.maxQueued) return this.replyError(ref, msg.seq, 'busy', `${this.node.id} holds ${this.maxQueued} client messages already`);
     let req: unknown;
     try {
       req = entry.req.decode(msg.body);
     } catch (err) {
-      return void replyError('bad_request', `undecodable ${entry.req.name}: ${(err as Error).message}`);
+      return this.replyError(ref, msg.seq, 'bad_request', `undecodable ${entry.req.name}: ${(err as Error).message}`);
     }
     // Written out, not spread: on Node 20 every property added after a spread costs about half a microsecond.
     const ctx: ClientContext = {
@@ -142,32 +194,94 @@ export class GatewayBackend {
       bind: (session) => this.bind(ref, session),
       kick: (reason) => this.kick([ref], reason),
     };
-    this.inflight++;
-    // Traced: the handler runs in a span of its own, under the agent's (through the link's TraceContext).
+    // Traced: the handler runs in a span of its own, under the link's span (from the agent's TraceContext).
     const span = tracingOn()
       ? startSpan(entry.req.name, SpanKind.SERVER, { [ATTR.method]: entry.req.name, [ATTR.msg]: entry.req.name, [ATTR.service]: this.node.id, [ATTR.peer]: ref.agent, [ATTR.client]: ref.id })
       : undefined;
-    Promise.resolve()
-      .then(() => (span ? withSpan(span, undefined, () => entry.fn(req, ctx)) : entry.fn(req, ctx)))
-      .then(
-        (res) => {
-          if (span) endSpan(span, 'ok');
-          if (res !== undefined && entry.res) this.send(ref, entry.res, res as Init<unknown>, msg.seq);
-        },
-        (err: Error) => {
-          if (span) endSpan(span, err instanceof RpcError ? err.code : 'application', err.message);
-          // An RpcError is a deliberate answer (a rule said no); anything else is a bug worth a warning.
-          if (err instanceof RpcError) this.node.log.debug({ client: ref, msg: entry.req.name, code: err.code, err: err.message }, 'client request refused');
-          else this.node.log.warn({ client: ref, msg: entry.req.name, err }, 'client handler failed');
-          replyError(err instanceof RpcError ? err.code : 'application', err.message);
-        },
-      )
-      .finally(() => {
-        if (--this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
-      });
+    const job = span ? () => withSpan(span, undefined, () => this.run(entry, req, ctx, span)) : () => this.run(entry, req, ctx);
+    if (this.mailboxes.submit(ref.agent, ref.id, job, entry.concurrent) === 'full') {
+      if (span) endSpan(span, 'busy');
+      this.replyError(ref, msg.seq, 'busy', `over ${this.mailboxes.maxPerClient} messages of this client are waiting on ${this.node.id}`);
+    }
+  }
+
+  /** Calls the handler and answers; never throws. A thenable result holds the client's mailbox until it settles. */
+  private run(entry: Entry, req: unknown, ctx: ClientContext, span?: Span): unknown {
+    let result: unknown;
+    try {
+      result = entry.fn(req, ctx);
+    } catch (err) {
+      return this.refuse(entry, ctx, err, span);
+    }
+    if (!isThenable(result)) return this.answer(entry, ctx, result, span);
+    return result.then(
+      (res) => this.answer(entry, ctx, res, span),
+      (err: unknown) => this.refuse(entry, ctx, err, span),
+    );
+  }
+
+  private answer(entry: Entry, ctx: ClientContext, res: unknown, span?: Span): void {
+    try {
+      if (res !== undefined && entry.res) this.send(ctx, entry.res, res as Init<unknown>, ctx.seq);
+    } catch (err) {
+      return this.refuse(entry, ctx, new Error(`cannot encode ${entry.res?.name ?? '?'}: ${(err as Error).message}`), span);
+    }
+    if (span) endSpan(span, 'ok');
+  }
+
+  private refuse(entry: Entry, ctx: ClientContext, err: unknown, span?: Span): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (span) endSpan(span, e instanceof RpcError ? e.code : 'application', e.message);
+    const client = { agent: ctx.agent, id: ctx.id };
+    // An RpcError is a deliberate answer (a rule said no); anything else is a bug worth a warning.
+    if (e instanceof RpcError) this.node.log.debug({ client, msg: entry.req.name, code: e.code, err: e.message }, 'client request refused');
+    else this.node.log.warn({ client, msg: entry.req.name, err: e }, 'client handler failed');
+    this.replyError(ctx, ctx.seq, e instanceof RpcError ? e.code : 'application', e.message);
+  }
+
+  private replyError(client: ClientRef, seq: number, code: string, message: string): void {
+    this.send(client, C.Error, { code, message }, seq);
   }
 
   private onClosedFrame(msg: ClientClosed, agent: PeerInfo): void {
-    for (const fn of this.closedHandlers) fn({ agent: agent.id, id: msg.client_id, session: msg.session }, msg.reason);
+    const client: ClientInfo = { agent: agent.id, id: msg.client_id, session: msg.session };
+    this.mailboxes.close(agent.id, msg.client_id, () => {
+      for (const fn of this.closedHandlers) {
+        try {
+          fn(client, msg.reason);
+        } catch (err) {
+          this.node.log.warn({ client: { agent: agent.id, id: msg.client_id }, err }, 'a client-closed handler failed');
+        }
+      }
+    });
   }
+
+  private onRestore(msg: RestoreClients, agent: PeerInfo): void {
+    if (this.restoredHandlers.length === 0 || this.node.stopping) return;
+    this.node.log.info({ agent: agent.id, clients: msg.clients.length }, 'restoring clients');
+    for (const c of msg.clients) {
+      const client: ClientInfo = { agent: agent.id, id: c.client_id, session: c.session };
+      this.mailboxes.submit(agent.id, c.client_id, () => this.restore(client), false, false);
+    }
+  }
+
+  private async restore(client: ClientInfo): Promise<void> {
+    try {
+      for (const fn of this.restoredHandlers) await fn(client);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      this.node.log.warn({ client: { agent: client.agent, id: client.id }, err: why }, 'cannot restore a client; unbinding it');
+      this.unbind([client], `${this.node.id} could not restore this client: ${why}`);
+    }
+  }
+}
+
+function byAgent(clients: readonly ClientRef[]): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const c of clients) {
+    let ids = out.get(c.agent);
+    if (!ids) out.set(c.agent, (ids = []));
+    ids.push(c.id);
+  }
+  return out;
 }

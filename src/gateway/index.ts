@@ -1,5 +1,6 @@
 export { Agent, type AgentOptions, type AgentStats, type BackendGonePolicy } from './agent.js';
-export { GatewayBackend, type ClientContext, type ClientRef, type ClientHandler } from './backend.js';
+export { GatewayBackend, type ClientContext, type ClientRef, type ClientInfo, type ClientHandler, type ClientHandlerOptions, type GatewayBackendOptions } from './backend.js';
+export { SESSION_UID } from './identity.js';
 export { RouteTable, RouteTableError, ROUTES_KEY, HEARTBEAT_KEY, type Route, type RouteRule, type RouteTableJSON } from './routes.js';
 export { KickCode, type KickCodeValue } from './kick.js';
 export { CLIENT_PROTOCOL } from './messages.js';

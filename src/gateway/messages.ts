@@ -12,8 +12,11 @@ export interface ClientMessage { client_id: number; msg_id: number; seq: number;
 export interface ClientClosed { client_id: number; reason: string; session: Record<string, string> }
 export interface ToClients { client_ids: number[]; all: boolean; msg_id: number; seq: number; body: Uint8Array }
 export interface BindReq { client_id: number; session: Record<string, string> }
-export interface BindResp { ok: boolean; error: string }
+export interface BindResp { ok: boolean; error: string; code: string }
 export interface KickClients { client_ids: number[]; code: number; reason: string }
+export interface RestoredClient { client_id: number; session: Record<string, string> }
+export interface RestoreClients { clients: RestoredClient[] }
+export interface UnbindClients { client_ids: number[]; reason: string }
 
 /** Version of the client protocol in docs/protocol.md. */
 export const CLIENT_PROTOCOL = 1;
@@ -41,4 +44,6 @@ export const G = {
   BindReq: g<BindReq>('BindReq'),
   BindResp: g<BindResp>('BindResp'),
   KickClients: g<KickClients>('KickClients'),
+  RestoreClients: g<RestoreClients>('RestoreClients'),
+  UnbindClients: g<UnbindClients>('UnbindClients'),
 } as const;

@@ -1,3 +1,5 @@
+import { PomeloSchema, PomeloSchemaError, type PomeloSchemaJSON } from './pomelo/schema.js';
+
 export type RouteRule = 'blocked' | 'pass' | 'auth';
 
 export interface Route {
@@ -10,6 +12,8 @@ export interface Route {
 export interface RouteTableJSON {
   readonly version: 1;
   readonly routes: readonly Route[];
+  /** Routes and schemas of the pomelo port (docs/pomelo.md); written by `gamemesh gen`. */
+  readonly pomelo?: PomeloSchemaJSON;
 }
 
 const RULES: ReadonlySet<string> = new Set(['blocked', 'pass', 'auth']);
@@ -21,7 +25,11 @@ const RULES: ReadonlySet<string> = new Set(['blocked', 'pass', 'auth']);
 export class RouteTable {
   private readonly byId: Map<number, Route>;
 
-  constructor(routes: readonly Route[] = []) {
+  constructor(
+    routes: readonly Route[] = [],
+    /** What the pomelo port needs to convert bodies; absent in tables from older generators. */
+    readonly pomelo?: PomeloSchema,
+  ) {
     this.byId = new Map(routes.map((r) => [r.msgId, r]));
   }
 
@@ -41,14 +49,15 @@ export class RouteTable {
   }
 
   toJSON(): RouteTableJSON {
-    return { version: 1, routes: [...this.byId.values()].sort((a, b) => a.msgId - b.msgId) };
+    const routes = [...this.byId.values()].sort((a, b) => a.msgId - b.msgId);
+    return this.pomelo ? { version: 1, routes, pomelo: this.pomelo.json } : { version: 1, routes };
   }
 
   /** Parses and checks a table; throws a RouteTableError naming the bad entry. */
   static parse(input: unknown): RouteTable {
     if (typeof input === 'string') input = JSON.parse(input);
     if (typeof input !== 'object' || input === null) throw new RouteTableError('route table must be a JSON object');
-    const { version, routes } = input as { version?: unknown; routes?: unknown };
+    const { version, routes, pomelo } = input as { version?: unknown; routes?: unknown; pomelo?: unknown };
     if (version !== 1) throw new RouteTableError(`route table version ${String(version)} is not supported (expected 1)`);
     if (!Array.isArray(routes)) throw new RouteTableError('route table has no "routes" array');
     const seen = new Set<number>();
@@ -65,7 +74,14 @@ export class RouteTable {
       seen.add(r.msgId as number);
       out.push({ msgId: r.msgId as number, name: typeof r.name === 'string' ? r.name : String(r.msgId), service: r.service, rule });
     });
-    return new RouteTable(out);
+    let schema: PomeloSchema | undefined;
+    try {
+      schema = pomelo === undefined ? undefined : PomeloSchema.parse(pomelo);
+    } catch (err) {
+      if (err instanceof PomeloSchemaError) throw new RouteTableError(err.message);
+      throw err;
+    }
+    return new RouteTable(out, schema);
   }
 }
 

@@ -11,6 +11,6 @@
 export type { Logger } from 'pino';
 export { rootLogger, configureLogging, createLogger } from './registry.js';
 export { setupLogging, flushLogs, closeLogs, DEFAULT_LOG_FILE_SIZE, type LoggingOptions } from './setup.js';
-export { logMessage, setMutedMessages, isMessageMuted, parseMessageNames, type MessageDirection } from './msglog.js';
+export { logMessage, messageLogOn, setMutedMessages, isMessageMuted, parseMessageNames, type MessageDirection } from './msglog.js';
 export { parseLevelSpec, parseLevel, levelFor, LEVELS, LogLevelError, type LevelName, type LevelRule, type LevelSpec } from './levels.js';
 export { parseSize } from './size.js';

@@ -12,6 +12,9 @@ export interface AgentEndpoints {
   readonly ws?: string;
   /** host:port of the client KCP (UDP) port, when the agent has one. */
   readonly kcp?: string;
+  /** The pomelo ports (docs/pomelo.md), when the agent has them: ws://host:port/ and host:port. */
+  readonly pomelo_ws?: string;
+  readonly pomelo_tcp?: string;
 }
 
 export interface AgentChoice extends AgentEndpoints {
@@ -72,13 +75,18 @@ export function agentEndpoints(desc: ServiceDesc): AgentEndpoints {
   const tcp = desc.meta['tcp'] || undefined;
   const ws = desc.meta['ws'] || undefined;
   const kcp = desc.meta['kcp'] || undefined;
-  if (!wan) return { tcp, ws, kcp };
-  return { tcp: tcp && replaceHostPort(tcp, wan), ws: ws && replaceUrlHost(ws, wan), kcp: kcp && replaceHostPort(kcp, wan) };
+  const pomeloWs = desc.meta['pomelo_ws'] || undefined;
+  const pomeloTcp = desc.meta['pomelo_tcp'] || undefined;
+  const pomelo = (w: string | undefined, t: string | undefined) => ({ ...(w ? { pomelo_ws: w } : {}), ...(t ? { pomelo_tcp: t } : {}) });
+  if (!wan) return { tcp, ws, kcp, ...pomelo(pomeloWs, pomeloTcp) };
+  return { tcp: tcp && replaceHostPort(tcp, wan), ws: ws && replaceUrlHost(ws, wan), kcp: kcp && replaceHostPort(kcp, wan), ...pomelo(pomeloWs && replaceUrlHost(pomeloWs, wan), pomeloTcp && replaceHostPort(pomeloTcp, wan)) };
 }
 
 export interface AgentPickerOptions {
   /** Link rule (`dev`, `dev|test`, `zone*`) of the agent groups players may be sent to. */
   group: string;
+  /** False for an agent an operator disabled (`gamemesh sd disable`): it gets no new players. */
+  available?: (id: string) => boolean;
   random?: () => number;
 }
 
@@ -89,17 +97,18 @@ export class AgentPicker {
   private constructor(
     private readonly watch: ServiceWatch,
     private readonly inGroup: (group: string) => boolean,
+    private readonly available: (id: string) => boolean,
     private readonly random: () => number,
   ) {}
 
   static async open(discovery: Discovery, options: AgentPickerOptions): Promise<AgentPicker> {
     const inGroup = groupMatcher(options.group);
-    return new AgentPicker(await discovery.watchServices('agent'), inGroup, options.random ?? Math.random);
+    return new AgentPicker(await discovery.watchServices('agent'), inGroup, options.available ?? (() => true), options.random ?? Math.random);
   }
 
-  /** Agents in the group, whether or not they have room. */
+  /** Available agents in the group, whether or not they have room. */
   agents(): ServiceDesc[] {
-    return this.watch.list().filter((d) => this.inGroup(d.meta['group'] ?? ''));
+    return this.watch.list().filter((d) => this.inGroup(d.meta['group'] ?? '') && this.available(d.id));
   }
 
   /** How many agents could take a player now; nothing is counted. */

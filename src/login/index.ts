@@ -11,6 +11,7 @@ export {
   JWT_SECRET_KEY,
   JWT_SECRET_ENV,
   MIN_KEY_BYTES,
+  MAX_TTL_SEC,
   type TokenClaims,
   type IssuedToken,
   type VerifiedToken,

@@ -54,7 +54,8 @@ export interface LoginReply {
   token: string;
   /** Milliseconds since the epoch. */
   expiresAt: number;
-  agent: { tcp?: string; ws?: string; kcp?: string };
+  /** The pomelo addresses only when the agent has pomelo ports. */
+  agent: { tcp?: string; ws?: string; kcp?: string; pomelo_ws?: string; pomelo_tcp?: string };
   account: string;
   /** The account was registered by this login (demo mode). */
   created: boolean;
@@ -65,7 +66,7 @@ export async function startLogin(options: LoginOptions): Promise<LoginServer> {
   const log = options.logger ?? node.log;
   const root = options.staticDir ? await staticRoot(options.staticDir) : undefined;
   const key = await loadJwtKey(node.discovery, { secret: options.jwtSecret });
-  const picker = await AgentPicker.open(node.discovery, { group: options.agentGroup ?? node.config.svcgroup });
+  const picker = await AgentPicker.open(node.discovery, { group: options.agentGroup ?? node.config.svcgroup, available: (id) => node.nodeState(id).available });
   const ctx: Handler = {
     log,
     root,
@@ -168,7 +169,8 @@ async function login(ctx: Handler, req: IncomingMessage): Promise<LoginReply> {
   if (!agent) throw new HttpError(503, NO_AGENT_MESSAGE);
   const { token, expiresAt } = await issueToken({ sub: name, name }, ctx.key, { ttlSec: ctx.ttlSec });
   ctx.log.debug({ account: name, agent: agent.id }, 'login');
-  return { token, expiresAt, agent: { tcp: agent.tcp, ws: agent.ws, kcp: agent.kcp }, account: name, created: auth.created };
+  const pomelo = { ...(agent.pomelo_ws ? { pomelo_ws: agent.pomelo_ws } : {}), ...(agent.pomelo_tcp ? { pomelo_tcp: agent.pomelo_tcp } : {}) };
+  return { token, expiresAt, agent: { tcp: agent.tcp, ws: agent.ws, kcp: agent.kcp, ...pomelo }, account: name, created: auth.created };
 }
 
 function methodNotAllowed(req: IncomingMessage, allow: string): HttpError {

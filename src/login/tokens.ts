@@ -19,7 +19,8 @@ export const JWT_SECRET_KEY = 'config/login/jwt_secret';
 export const JWT_SECRET_ENV = 'GAMEMESH_JWT_SECRET';
 /** Tolerated clock difference between the login host and the hosts that verify. */
 const CLOCK_TOLERANCE_SEC = 5;
-const MAX_TTL_SEC = 30 * 24 * 3600;
+/** The longest lifetime a token may have: issuing refuses more, and so does verifying. */
+export const MAX_TTL_SEC = 30 * 24 * 3600;
 
 export interface TokenClaims {
   /** The account's stable id (its name). */
@@ -86,6 +87,8 @@ export async function verifyToken(token: string, key: Uint8Array): Promise<Verif
       audience: TOKEN_AUDIENCE,
       requiredClaims: ['sub', 'exp', 'iat'],
       clockTolerance: CLOCK_TOLERANCE_SEC,
+      // Issued no longer ago than a token may live, and not in the future.
+      maxTokenAge: MAX_TTL_SEC,
     }));
   } catch (err) {
     if (err instanceof errors.JWTExpired) throw new TokenError('expired', 'the token has expired');
@@ -95,6 +98,10 @@ export async function verifyToken(token: string, key: Uint8Array): Promise<Verif
   const { sub, name, iat, exp } = payload;
   if (typeof sub !== 'string' || typeof name !== 'string' || typeof iat !== 'number' || typeof exp !== 'number') {
     throw new TokenError('invalid', 'the token lacks the account claims');
+  }
+  // What issueToken would never make: a lifetime over the maximum, however recent the iat.
+  if (exp - iat > MAX_TTL_SEC || exp > Date.now() / 1000 + MAX_TTL_SEC + CLOCK_TOLERANCE_SEC) {
+    throw new TokenError('invalid', `the token is not valid: it lives longer than the maximum of ${MAX_TTL_SEC} s`);
   }
   return { sub, name, iat, exp };
 }

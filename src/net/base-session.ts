@@ -17,11 +17,15 @@ export abstract class BaseSession extends EventEmitter<SessionEvents> implements
   protected lastSend = Date.now();
   private timer: NodeJS.Timeout | undefined;
 
+  readonly connectedAt: number;
+
   constructor(
     readonly remoteAddress: string,
     options: SessionOptions,
+    connectedAt = Date.now(),
   ) {
     super();
+    this.connectedAt = connectedAt;
     this.opts = { ...SESSION_DEFAULTS, ...definedOnly(options) };
     this.startTimer();
   }
@@ -52,13 +56,19 @@ export abstract class BaseSession extends EventEmitter<SessionEvents> implements
   abstract get outboundBytes(): number;
 
   send(msgId: number, seq: number, body: Uint8Array): boolean {
+    if (!this.admit(body.length)) return false;
+    this.write(msgId, seq, body);
+    return true;
+  }
+
+  /** Whether `bytes` more may be queued; closes a session whose peer stopped reading. */
+  protected admit(bytes: number): boolean {
     if (this.closedFlag) return false;
-    if (this.outboundBytes + body.length > this.opts.maxOutbound) {
+    if (this.outboundBytes + bytes > this.opts.maxOutbound) {
       this.close(`outbound queue over ${this.opts.maxOutbound} bytes: peer is not reading`);
       return false;
     }
     this.lastSend = Date.now();
-    this.write(msgId, seq, body);
     return true;
   }
 

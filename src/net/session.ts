@@ -27,6 +27,8 @@ export type SessionTransport = 'tcp' | 'ws' | 'kcp';
 export interface SessionEvents {
   frame: [msgId: number, seq: number, body: Buffer];
   close: [reason: string, error: Error | undefined];
+  /** The outbound queue was full and has been written out (TCP only). */
+  drain: [];
 }
 
 /**
@@ -38,10 +40,17 @@ export interface Session extends EventEmitter<SessionEvents> {
   readonly id: number;
   readonly transport: SessionTransport;
   readonly remoteAddress: string;
+  /** When the connection was accepted or opened (ms since the epoch); for WebSocket, before its upgrade. */
+  readonly connectedAt: number;
   readonly closed: boolean;
   /** Bytes waiting to be written. */
   readonly outboundBytes: number;
   send(msgId: number, seq: number, body: Uint8Array): boolean;
+  /**
+   * Like send, but the body is not copied: it must not change until
+   * `written` is called (once the socket has taken it, or the session is gone).
+   */
+  sendShared?(msgId: number, seq: number, body: Uint8Array, written: () => void): boolean;
   setTimeouts(t: { idleTimeoutMs?: number; heartbeatMs?: number }): void;
   close(reason: string, error?: Error): void;
 }

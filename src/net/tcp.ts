@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { FrameDecoder, FrameError, HEADER_BYTES, writeHeader } from '../wire/frame.js';
 import { BaseSession } from './base-session.js';
-import type { SessionOptions } from './session.js';
+import type { Session, SessionOptions } from './session.js';
 
 /** Frames smaller than this are copied into one buffer per flush; larger ones are written as they are. */
 const COALESCE_LIMIT = 16 * 1024;
@@ -15,6 +15,8 @@ export class TcpSession extends BaseSession {
   private readonly decoder: FrameDecoder;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Callbacks of shared bodies in `pending`, called once the socket has written them. */
+  private written: Array<() => void> = [];
   private flushScheduled = false;
 
   constructor(
@@ -28,6 +30,8 @@ export class TcpSession extends BaseSession {
     socket.on('error', (err) => this.close(`socket error: ${err.message}`, err));
     socket.on('close', () => this.close('connection closed by peer'));
     socket.on('end', () => socket.end());
+    // Senders that pace themselves on outboundBytes (streams) resume here.
+    socket.on('drain', () => this.emit('drain'));
   }
 
   get outboundBytes(): number {
@@ -51,6 +55,25 @@ export class TcpSession extends BaseSession {
     frame.set(body, HEADER_BYTES);
     this.pending.push(frame);
     this.pendingBytes += frame.length;
+    this.scheduleFlush();
+  }
+
+  /** Large bodies (stream data) go to the socket as they are, after their own header. */
+  sendShared(msgId: number, seq: number, body: Uint8Array, written: () => void): boolean {
+    if (!this.admit(body.length)) {
+      written();
+      return false;
+    }
+    const header = Buffer.allocUnsafe(HEADER_BYTES);
+    writeHeader(header, 0, msgId, seq, body.length);
+    this.pending.push(header, Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+    this.pendingBytes += HEADER_BYTES + body.length;
+    this.written.push(written);
+    this.scheduleFlush();
+    return true;
+  }
+
+  private scheduleFlush(): void {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
@@ -64,29 +87,43 @@ export class TcpSession extends BaseSession {
     this.pending = [];
     const total = this.pendingBytes;
     this.pendingBytes = 0;
+    const written = this.written;
+    this.written = [];
+    const done = written.length === 0 ? undefined : () => {
+      for (const w of written) w();
+    };
     // Not `this.closed`: a graceful close() flushes what was sent before it.
-    if (this.socket.destroyed || this.socket.writableEnded) return;
+    if (this.socket.destroyed || this.socket.writableEnded) return done?.();
     if (frames.length === 1) {
-      this.socket.write(frames[0] as Buffer);
+      this.socket.write(frames[0] as Buffer, done);
     } else if (total <= COALESCE_LIMIT * 4 || frames.every((f) => f.length < COALESCE_LIMIT)) {
+      // The copy releases shared bodies at once.
       this.socket.write(Buffer.concat(frames, total));
+      done?.();
     } else {
       this.socket.cork();
-      for (const f of frames) this.socket.write(f);
+      const last = frames.length - 1;
+      for (let i = 0; i < last; i++) this.socket.write(frames[i] as Buffer);
+      this.socket.write(frames[last] as Buffer, done);
       this.socket.uncork();
     }
   }
 
   protected shutdown(abort: boolean): void {
-    if (abort || this.socket.destroyed) {
-      this.socket.destroy();
-      return;
-    }
-    this.flush();
-    this.socket.end();
-    // A peer that never reads would hold the socket open forever.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    if (!abort) this.flush();
+    endSocket(this.socket, abort);
   }
+}
+
+/** Ends a session's socket: at once when `abort`, else after what is queued (2 s at most). */
+export function endSocket(socket: net.Socket, abort: boolean): void {
+  if (abort || socket.destroyed) {
+    socket.destroy();
+    return;
+  }
+  socket.end();
+  // A peer that never reads would hold the socket open forever.
+  setTimeout(() => socket.destroy(), 2000).unref();
 }
 
 export interface TcpListenOptions extends SessionOptions {
@@ -96,21 +133,26 @@ export interface TcpListenOptions extends SessionOptions {
   maxConnections?: number;
 }
 
-export interface TcpListener {
+export interface TcpListener<S extends Session = TcpSession> {
   readonly host: string;
   readonly port: number;
-  readonly sessions: ReadonlySet<TcpSession>;
+  readonly sessions: ReadonlySet<S>;
   close(): Promise<void>;
 }
 
-export function listenTcp(options: TcpListenOptions, onSession: (s: TcpSession) => void): Promise<TcpListener> {
-  const sessions = new Set<TcpSession>();
+/** `create` lets another protocol over TCP (the gateway's pomelo port) reuse the listener. */
+export function listenTcp<S extends Session = TcpSession>(
+  options: TcpListenOptions,
+  onSession: (s: NoInfer<S>) => void,
+  create: (socket: net.Socket, options: SessionOptions) => S = (socket, opts) => new TcpSession(socket, opts) as unknown as S,
+): Promise<TcpListener<S>> {
+  const sessions = new Set<S>();
   const server = net.createServer((socket) => {
     if (options.maxConnections !== undefined && sessions.size >= options.maxConnections) {
       socket.destroy();
       return;
     }
-    const session = new TcpSession(socket, options);
+    const session = create(socket, options);
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     onSession(session);

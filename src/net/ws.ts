@@ -1,9 +1,9 @@
-import type { IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { FrameError } from '../wire/frame.js';
 import { BaseSession } from './base-session.js';
-import type { SessionOptions } from './session.js';
+import type { Session, SessionOptions } from './session.js';
 
 /** A WebSocket message is `u16 msgId | u32 seq | body`: the frame without its length field. */
 export const WS_HEADER_BYTES = 6;
@@ -15,14 +15,11 @@ export class WsSession extends BaseSession {
     readonly ws: WebSocket,
     remoteAddress: string,
     options: SessionOptions = {},
+    /** When the TCP connection was accepted, before its upgrade (ms since the epoch). */
+    connectedAt?: number,
   ) {
-    super(remoteAddress, options);
-    ws.binaryType = 'nodebuffer';
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
-    ws.on('ping', () => this.touch());
-    ws.on('pong', () => this.touch());
-    ws.on('error', (err) => this.close(`websocket error: ${err.message}`, err));
-    ws.on('close', (code, reason) => this.close(`connection closed by peer (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
+    super(remoteAddress, options, connectedAt);
+    wireWebSocket(ws, this, (data, isBinary) => this.onMessage(data, isBinary), () => this.touch());
   }
 
   get outboundBytes(): number {
@@ -53,35 +50,85 @@ export class WsSession extends BaseSession {
   }
 
   protected shutdown(abort: boolean): void {
-    if (abort || this.ws.readyState !== WebSocket.OPEN) {
-      this.ws.terminate();
-      return;
-    }
-    this.ws.close(1000);
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    endWebSocket(this.ws, abort);
   }
+}
+
+/** The events every WebSocket session needs: messages, liveness, errors and the close, into `session`. */
+export function wireWebSocket(ws: WebSocket, session: Pick<Session, 'close'>, onMessage: (data: RawData, isBinary: boolean) => void, touch: () => void): void {
+  ws.binaryType = 'nodebuffer';
+  ws.on('message', onMessage);
+  ws.on('ping', touch);
+  ws.on('pong', touch);
+  ws.on('error', (err) => session.close(`websocket error: ${err.message}`, err));
+  ws.on('close', (code, reason) => session.close(`connection closed by peer (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
+}
+
+/** Closes a session's WebSocket: at once when `abort`, else with a close frame (2 s at most). */
+export function endWebSocket(ws: WebSocket, abort: boolean): void {
+  if (abort || ws.readyState !== WebSocket.OPEN) {
+    ws.terminate();
+    return;
+  }
+  ws.close(1000);
+  setTimeout(() => ws.terminate(), 2000).unref();
 }
 
 export interface WsListenOptions extends SessionOptions {
   host?: string;
   port?: number;
   path?: string;
+  /** Cap on sessions plus connections still upgrading; extra connections are closed at once. */
   maxConnections?: number;
+  /** A connection that has not completed its WebSocket upgrade this long after it was accepted is closed (ms). Default 10 s. */
+  upgradeTimeoutMs?: number;
 }
 
-export interface WsListener {
+export interface WsListener<S extends Session = WsSession> {
   readonly host: string;
   readonly port: number;
-  readonly sessions: ReadonlySet<WsSession>;
+  readonly sessions: ReadonlySet<S>;
   close(): Promise<void>;
 }
 
-export function listenWs(options: WsListenOptions, onSession: (s: WsSession, req: IncomingMessage) => void): Promise<WsListener> {
-  const sessions = new Set<WsSession>();
+/** `create` lets another protocol over WebSocket (the gateway's pomelo port) reuse the listener. */
+export function listenWs<S extends Session = WsSession>(
+  options: WsListenOptions,
+  onSession: (s: NoInfer<S>, req: IncomingMessage) => void,
+  create: (ws: WebSocket, remoteAddress: string, options: SessionOptions, connectedAt?: number) => S = (ws, remote, opts, at) => new WsSession(ws, remote, opts, at) as unknown as S,
+): Promise<WsListener<S>> {
+  const sessions = new Set<S>();
+  /** Accepted sockets whose upgrade has not completed, with their deadline and accept time. */
+  const upgrading = new Map<Socket, { timer: NodeJS.Timeout; at: number }>();
   const maxFrame = options.maxFrame ?? 1024 * 1024;
+  const upgradeTimeoutMs = options.upgradeTimeoutMs ?? 10_000;
+  // Our own HTTP server rather than ws's, so that a connection which never
+  // completes its upgrade (a request trickled or left half-sent) is closed
+  // at our deadline, and counts toward the connection cap meanwhile; Node's
+  // own header timeout would hold it for a minute or more.
+  const server = createServer((_req, res) => {
+    const body = STATUS_CODES[426] ?? 'Upgrade Required';
+    res.writeHead(426, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.end(body);
+  });
+  server.on('connection', (socket: Socket) => {
+    if (options.maxConnections !== undefined && sessions.size + upgrading.size >= options.maxConnections) {
+      socket.destroy();
+      return;
+    }
+    const timer = setTimeout(() => {
+      upgrading.delete(socket);
+      socket.destroy();
+    }, upgradeTimeoutMs);
+    timer.unref();
+    upgrading.set(socket, { timer, at: Date.now() });
+    socket.once('close', () => {
+      clearTimeout(timer);
+      upgrading.delete(socket);
+    });
+  });
   const wss = new WebSocketServer({
-    host: options.host ?? '127.0.0.1',
-    port: options.port ?? 0,
+    server,
     path: options.path,
     // ws checks the declared payload length before buffering it. A message
     // (msgId | seq | body) is the same bytes a TCP frame's length counts, so
@@ -91,20 +138,23 @@ export function listenWs(options: WsListenOptions, onSession: (s: WsSession, req
     clientTracking: false,
   });
   wss.on('connection', (ws, req) => {
-    if (options.maxConnections !== undefined && sessions.size >= options.maxConnections) {
-      ws.terminate();
-      return;
+    const pending = upgrading.get(req.socket);
+    if (pending) {
+      clearTimeout(pending.timer);
+      upgrading.delete(req.socket);
     }
-    const session = new WsSession(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`, options);
+    const session = create(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`, options, pending?.at);
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     onSession(session, req);
   });
+  // Errors of the listening socket come through the HTTP server (ws re-emits them).
+  wss.on('error', () => {});
   return new Promise((resolve, reject) => {
-    wss.once('error', reject);
-    wss.once('listening', () => {
-      wss.off('error', reject);
-      const addr = wss.address() as AddressInfo;
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      const addr = server.address() as AddressInfo;
       resolve({
         host: addr.address,
         port: addr.port,
@@ -112,7 +162,9 @@ export function listenWs(options: WsListenOptions, onSession: (s: WsSession, req
         close: () =>
           new Promise<void>((done) => {
             for (const s of sessions) s.close('listener closed');
-            wss.close(() => done());
+            for (const socket of upgrading.keys()) socket.destroy();
+            wss.close();
+            server.close(() => done());
           }),
       });
     });

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseLevelSpec } from '../log/levels.js';
 import { parseSize } from '../log/size.js';
-import { MAX_CLUSTER, MAX_INDEX } from './identity.js';
+import { HARBOR_TYPE, MAX_CLUSTER, MAX_INDEX, MAX_TYPE } from './identity.js';
 
 export type FlagType = 'string' | 'number' | 'integer' | 'boolean' | 'size' | 'list';
 
@@ -41,6 +41,8 @@ export interface ServiceConfig {
   readonly sdaddr: string;
   readonly svcgroup: string;
   readonly svcindex: number;
+  /** Logical-address type number; -1: this service's number in the KV table config/types (assigned on first use). */
+  readonly svctype: number;
   /** Address announced to clients; '' when the service has no public face. */
   readonly wanip: string;
   /** A level, or rules `regex|level,...` (see src/log/levels.ts). */
@@ -82,6 +84,12 @@ export const STANDARD_FLAGS = {
   sdaddr: { type: 'string', default: '127.0.0.1:8900', description: 'discovery address: host:port, or etcd://host:port[,host:port]', validate: checkSdaddr },
   svcgroup: { type: 'string', default: 'dev', description: 'service group; instances of one group see each other', validate: checkGroup },
   svcindex: { type: 'integer', default: 0, description: `index of this instance among its service's (0..${MAX_INDEX})`, validate: inRange(0, MAX_INDEX) },
+  svctype: {
+    type: 'integer',
+    default: -1,
+    description: `logical-address type of this service (0..${MAX_TYPE}; ${HARBOR_TYPE} is the harbor's); -1 takes its number from config/types, assigned on first use`,
+    validate: inRange(-1, HARBOR_TYPE),
+  },
   wanip: { type: 'string', default: '', description: 'address announced to clients (WAN)' },
   loglevel: { type: 'string', default: 'info', description: "log level, or rules 'regex|level,...' (a bare level sets the default)", validate: checkLevel },
   logfile: { type: 'string', default: '', description: "log file, rotated by size; '' logs to stderr" },

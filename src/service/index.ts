@@ -7,3 +7,5 @@ export { groupMatcher } from './link-rules.js';
 export { loadConfig, helpText, envName, ConfigError, STANDARD_FLAGS, ENV_PREFIX, type ServiceConfig, type FlagSpec, type FlagSpecs, type FlagValues, type FlagType, type LoadConfigOptions, type LoadedConfig } from './config.js';
 export { CloudConfig, type CloudConfigOptions, type ChangeListener } from './cloud-config.js';
 export { serviceMain, type ServiceMainOptions, type Stoppable } from './main.js';
+export { resolveServiceType, ServiceTypeError, TYPES_KEY, WELL_KNOWN_TYPES, FIRST_APP_TYPE } from './type-table.js';
+export { MeshStream, STREAM_DEFAULTS, type StreamInfo, type StreamOptions, type OpenStreamOptions, type StreamHandler } from './stream/index.js';

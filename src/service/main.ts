@@ -1,3 +1,4 @@
+import { RegistrationConflict } from '../discovery/types.js';
 import { closeLogs, createLogger, setupLogging } from '../log/index.js';
 import { ConfigError, helpText, loadConfig, type FlagSpecs, type LoadedConfig, type ServiceConfig } from './config.js';
 
@@ -39,7 +40,8 @@ export async function serviceMain<const F extends FlagSpecs>(options: ServiceMai
   try {
     service = await options.run(loaded);
   } catch (err) {
-    log.fatal({ err }, 'start failed');
+    // A refused registration is an operator's mistake, not a crash: its one line says it all (on stderr, unless logs go to a file).
+    if (!(err instanceof RegistrationConflict) || loaded.config.logfile) log.fatal({ err }, 'start failed');
     process.stderr.write(`${options.program}: ${(err as Error).message}\n`);
     await closeLogs();
     return 1;

@@ -24,3 +24,18 @@ export const L = {
   Draining: t<Draining>('Draining'),
   TraceContext: t<TraceContextMsg>('TraceContext'),
 } as const;
+
+export interface StreamOpen { window: number; meta: Record<string, string> }
+export interface StreamAccept { window: number }
+export interface StreamWindow { delta: number }
+export interface StreamReset { code: string; message: string }
+
+/** Stream frames (src/service/stream); `seq` carries the stream id. StreamData's body is raw bytes. */
+export const S = {
+  StreamOpen: t<StreamOpen>('StreamOpen'),
+  StreamAccept: t<StreamAccept>('StreamAccept'),
+  StreamData: t<Record<string, never>>('StreamData'),
+  StreamWindow: t<StreamWindow>('StreamWindow'),
+  StreamEnd: t<Record<string, never>>('StreamEnd'),
+  StreamReset: t<StreamReset>('StreamReset'),
+} as const;

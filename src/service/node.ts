@@ -1,11 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { parseAddr as parseHostPort } from '../discovery/client.js';
 import { connectDiscovery } from '../discovery/connect.js';
-import type { Discovery, ServiceDesc, ServiceEvent, ServiceWatch } from '../discovery/types.js';
+import type { NodeState } from '../discovery/node-state.js';
+import type { Discovery, RegistrationConflict, ServiceDesc, ServiceEvent, ServiceWatch } from '../discovery/types.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { definedOnly } from '../net/options.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
 import type { MessageType } from '../wire/registry.js';
+import { Directory, registerWhenFree } from './directory.js';
 import { RpcError, ServiceError } from './errors.js';
 import { formatAddr, packAddr, parseAddr, serviceId } from './identity.js';
 import { acceptLink, type Link, type LinkIdentity } from './link.js';
@@ -19,6 +21,8 @@ import type { AdminServer } from './admin.js';
 import { memoryStatus, startNodeAdmin, type NodeStatus } from './node-admin.js';
 import { sendTraceContext } from './trace.js';
 import { context, tracingOn, type Context } from '../observe/tracing.js';
+import { StreamHub, type MeshStream, type OpenStreamOptions, type StreamHandler, type StreamOptions } from './stream/index.js';
+import { resolveServiceType } from './type-table.js';
 
 /** The configuration a node needs; `loadConfig` produces a superset. */
 export interface NodeConfig {
@@ -29,6 +33,8 @@ export interface NodeConfig {
   cluster: number;
   listen: string;
   token: string | undefined;
+  /** Logical-address type; -1 (the default): this service name's number in config/types, assigned on first use. */
+  svctype: number;
   /** host:port of the admin HTTP port; '' or undefined = none. */
   admin?: string;
 }
@@ -36,7 +42,7 @@ export interface NodeConfig {
 export interface ServiceNodeOptions {
   /** Service name, e.g. "game". */
   name: string;
-  /** Service type number for logical addresses (0..254). */
+  /** A fixed type number (0..254) when config.svctype is not given; without either, it comes from config/types. */
   type?: number;
   config?: Partial<NodeConfig>;
   /** Use this discovery instead of connecting to config.sdaddr (it is not closed on stop). */
@@ -53,6 +59,10 @@ export interface ServiceNodeOptions {
   /** Sends and calls queued for a peer that is still connecting. */
   maxPendingPerPeer?: number;
   maxFrame?: number;
+  /** How long start() waits for a crashed predecessor's registration of this id or address to expire. Default 30000. */
+  claimWaitMs?: number;
+  /** Windows and limits of byte streams (`openStream`, `onStream`). */
+  streams?: StreamOptions;
   logger?: Logger;
 }
 
@@ -67,14 +77,18 @@ export interface CallOptions {
 
 export interface ServiceNodeEvents {
   peerUp: [peer: PeerInfo];
+  /** A new link to the peer carries what is sent to it from now on: after a connect, and again when a duplicate link replaces the first. */
+  linkUp: [peer: PeerInfo];
   peerDown: [peer: PeerInfo, reason: string];
   /** A watched peer left discovery and its link is down: it is gone for good. */
   peerGone: [peer: PeerInfo];
   ready: [];
   stopping: [];
+  /** Another process took this node's id or address while it was cut off; without a listener: stop, exit 1. */
+  conflict: [err: RegistrationConflict];
 }
 
-const DEFAULT_CONFIG: NodeConfig = { sdaddr: '127.0.0.1:8900', svcgroup: 'dev', svcindex: 0, wanip: '', cluster: 1, listen: '127.0.0.1:0', token: undefined };
+const DEFAULT_CONFIG: NodeConfig = { sdaddr: '127.0.0.1:8900', svcgroup: 'dev', svcindex: 0, wanip: '', cluster: 1, listen: '127.0.0.1:0', token: undefined, svctype: -1 };
 
 /**
  * A process in the mesh: it listens on its own port, registers in discovery,
@@ -86,17 +100,20 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   static current: ServiceNode | undefined;
   readonly name: string;
   readonly id: string;
-  readonly addr: number;
   readonly config: NodeConfig;
   readonly log: Logger;
   private readonly opts: ServiceNodeOptions;
   private readonly rpc: RpcEngine;
   private readonly selector = new Selector();
   private readonly peers: Peers;
+  private readonly streams: StreamHub;
   private readonly instanceWaiters = new Map<string, Array<() => void>>();
   private readonly watches: ServiceWatch[] = [];
-  private readonly identity: LinkIdentity;
+  /** addr is settled in start(), once the type is known. */
+  private readonly identity: Omit<LinkIdentity, 'addr'> & { addr: number };
+  private readonly fixedType: number | undefined;
   private disco: Discovery | undefined;
+  private directory: Directory | undefined;
   private readonly dependencies: Set<string>;
   private extraMeta: Record<string, string> = {};
   private readonly drainHooks: Array<(timeoutMs: number) => Promise<void>> = [];
@@ -116,20 +133,25 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.config = { ...DEFAULT_CONFIG, ...definedOnly(options.config ?? {}) };
     this.name = options.name;
     this.id = serviceId(options.name, this.config.svcindex, this.config.svcgroup);
-    this.addr = packAddr({ cluster: this.config.cluster, type: options.type ?? 0, index: this.config.svcindex });
+    this.fixedType = this.config.svctype >= 0 ? this.config.svctype : options.type;
     this.log = options.logger ?? createLogger(`service.${options.name}`);
     this.dependencies = new Set(options.dependencies ?? []);
     this.rpc = new RpcEngine({ maxInflight: options.maxInflight ?? 10_000, logger: this.log, selfId: this.id });
-    this.identity = { id: this.id, name: this.name, addr: this.addr, secret: this.config.token || undefined, load: () => this.load };
+    this.streams = new StreamHub({ ...options.streams, selfId: this.id, log: this.log, active: () => this.state !== 'stopping' && this.state !== 'stopped', defaultTimeoutMs: options.callTimeoutMs ?? 5000 });
+    const addr = packAddr({ cluster: this.config.cluster, type: this.fixedType ?? 0, index: this.config.svcindex });
+    this.identity = { id: this.id, name: this.name, addr, secret: this.config.token || undefined, load: () => this.load };
     this.peers = new Peers({
       id: this.id,
       identity: this.identity,
       log: this.log,
       rpc: this.rpc,
+      streams: this.streams,
       maxFrame: options.maxFrame ?? 4 * 1024 * 1024,
       active: () => this.state !== 'stopping' && this.state !== 'stopped',
+      available: (id) => this.directory?.available(id) ?? true,
       stopped: () => this.state === 'stopped',
       peerUp: (peer, replaced) => {
+        this.emit('linkUp', peer);
         if (!replaced) this.emit('peerUp', peer);
         this.checkReady();
         for (const w of this.instanceWaiters.get(peer.name)?.splice(0) ?? []) w();
@@ -146,6 +168,11 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
 
   get ready(): boolean {
     return this.isReady;
+  }
+
+  /** The logical address, packed; its type is known once start() has resolved it. */
+  get addr(): number {
+    return this.identity.addr;
   }
 
   get logicalAddress(): string {
@@ -166,6 +193,12 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     return this;
   }
 
+  /** Accept byte streams that peers open with `openStream` (one handler per node). */
+  onStream(handler: StreamHandler): this {
+    this.streams.onStream(handler);
+    return this;
+  }
+
   use(interceptors: { client?: ClientInterceptor; server?: ServerInterceptor }): this {
     if (interceptors.client) this.rpc.clientInterceptors.push(interceptors.client);
     if (interceptors.server) this.rpc.serverInterceptors.push(interceptors.server);
@@ -182,6 +215,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     } catch (err) {
       // Release what was opened, or the port keeps the process alive after a failed start.
       for (const w of this.watches.splice(0)) w.stop();
+      this.directory?.close();
       await this.listener?.close();
       await this.adminServer?.close();
       if (!this.opts.discovery) await this.disco?.close().catch(() => {});
@@ -197,6 +231,12 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
 
   private async open(): Promise<void> {
     const { host, port } = parseHostPort(this.config.listen);
+    this.disco = this.opts.discovery ?? (await connectDiscovery(this.config.sdaddr, { token: this.config.token, name: this.id, connectTimeoutMs: 10_000 }));
+    // The type first: links announce the logical address from their first frame.
+    const type = await resolveServiceType(this.disco, this.name, this.fixedType);
+    this.identity.addr = packAddr({ cluster: this.config.cluster, type, index: this.config.svcindex });
+    this.directory = new Directory(this.disco, (id) => this.peers.stateChanged(id));
+    await this.directory.open();
     this.listener = await listenTcp({ host, port, maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000 }, (session) => {
       acceptLink(session, this.identity, 5000).then(
         (link) => this.peers.addLink(link),
@@ -207,9 +247,35 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       );
     });
     if (this.config.admin) this.adminServer = await startNodeAdmin(this);
-    this.disco = this.opts.discovery ?? (await connectDiscovery(this.config.sdaddr, { token: this.config.token, name: this.id, connectTimeoutMs: 10_000 }));
     for (const dep of this.dependencies) await this.watchDependency(dep);
-    await this.disco.register(this.descriptor());
+    this.directory.onConflict(this.id, (err) => this.onConflict(err));
+    await registerWhenFree(this.disco, this.descriptor(), this.log, this.opts.claimWaitMs ?? 30_000);
+  }
+
+  private onConflict(err: RegistrationConflict): void {
+    if (this.stopping) return;
+    this.log.fatal({ err: err.message }, 'another process took this node\'s registration');
+    if (this.listenerCount('conflict') > 0) return void this.emit('conflict', err);
+    void this.stop().finally(() => process.exit(1));
+  }
+
+  /** Logical addresses (`cluster.type.index`) of the live, available nodes of a type (clustergo's GetAddrByType). */
+  addrsByType(type: number): Promise<string[]> {
+    return this.cluster.addrsByType(type);
+  }
+
+  /** One of addrsByType(type): at random, or the same one for the same key; undefined when there is none. */
+  pickAddr(type: number, key?: string): Promise<string | undefined> {
+    return this.cluster.pickAddr(type, key);
+  }
+
+  /** A node's operator-set state (`gamemesh sd disable/enable`), by service id. */
+  nodeState(id: string): NodeState {
+    return this.cluster.state(id);
+  }
+
+  private get cluster(): Directory {
+    return this.directory ?? notStarted();
   }
 
   private async watchDependency(dep: string): Promise<void> {
@@ -351,6 +417,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     await Promise.all(this.drainHooks.map((hook) => hook(Math.max(0, deadline - Date.now())).catch((err: Error) => this.log.warn({ err: err.message }, 'a drain hook failed'))));
     if (this.loadTimer) clearTimeout(this.loadTimer);
     for (const w of this.watches) w.stop();
+    this.directory?.close();
     this.peers.closeAll('service stopped');
     this.rpc.close();
     await this.listener?.close();
@@ -417,7 +484,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     const link = this.peers.get(id)?.link;
     if (link === undefined) return false;
     if (trace !== undefined) sendTraceContext(link.session, trace);
-    return link.session.send(type.id, 0, type.encode(msg));
+    return this.rpc.sendMessage(link, type, msg);
   }
 
   // ---- sending ------------------------------------------------------------
@@ -426,7 +493,16 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   async send<T>(target: Target, type: MessageType<T>, msg: Init<T>, options: CallOptions = {}): Promise<void> {
     const link = await this.resolve(target, options);
     if (tracingOn()) sendTraceContext(link.session, context.active());
-    if (!link.session.send(type.id, 0, type.encode(msg as T))) throw new RpcError('unavailable', `link to ${link.peerId} is closed`);
+    if (!this.rpc.sendMessage(link, type, msg)) throw new RpcError('unavailable', `link to ${link.peerId} is closed`);
+  }
+
+  /**
+   * Opens a byte stream (a Node Duplex) to a target, over the link the node
+   * already has with it. Returned at once; it emits `open` when accepted, and
+   * is destroyed with an RpcError if the target cannot be reached or refuses.
+   */
+  openStream(target: Target, options: OpenStreamOptions = {}): MeshStream {
+    return this.streams.open((timeoutMs) => this.resolve(target, { ...options, timeoutMs }), options);
   }
 
   /** Request/response call. Fails with an RpcError carrying a typed code. */
@@ -508,13 +584,15 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
 
   /** Lazy connect (clustergo): find the instance that owns a logical address. */
   private async lookupAddr(addr: number): Promise<Peer> {
-    const text = formatAddr(addr);
-    const found = (await this.discovery.listServices()).find((d) => d.meta['addr'] === text);
-    if (!found) throw new RpcError('unavailable', `no service has logical address ${text}`);
+    const found = await this.cluster.lookup(addr);
     const peer = this.peers.peerFor(found.id, found.name, addr);
     peer.desc ??= found;
     return peer;
   }
+}
+
+function notStarted(): never {
+  throw new ServiceError('the node is not started');
 }
 
 

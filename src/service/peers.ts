@@ -8,6 +8,7 @@ import { L } from './messages.js';
 import { Peer } from './peer.js';
 import type { RpcEngine } from './rpc.js';
 import { linkTables, type LinkCounts } from './metrics.js';
+import { isStreamFrame, type StreamHub } from './stream/index.js';
 
 /**
  * A duplicate link stays open this long after losing (and then until nothing
@@ -23,9 +24,12 @@ export interface PeerHost {
   readonly identity: LinkIdentity;
   readonly log: Logger;
   readonly rpc: RpcEngine;
+  readonly streams: StreamHub;
   readonly maxFrame: number;
   /** Not stopping or stopped: new links and dials are welcome. */
   active(): boolean;
+  /** The operators' flag (`gamemesh sd disable`): an unavailable peer is never picked for new work, but keeps its link. */
+  available(id: string): boolean;
   stopped(): boolean;
   /** `replaced`: a duplicate link was resolved; the peer was up already. */
   peerUp(peer: Peer, replaced: boolean): void;
@@ -71,13 +75,19 @@ export class Peers implements LinkCounts {
     return this.byAddr.get(addr);
   }
 
-  /** Connected, non-draining instances of a service, sorted by id. */
+  /** Connected, non-draining, available instances of a service, sorted by id. */
   instances(name: string): readonly Peer[] {
     return this.candidates.get(name) ?? [];
   }
 
   all(): IterableIterator<Peer> {
     return this.byId.values();
+  }
+
+  /** A node's state changed: if it is a peer, it may have become (un)available for selection. */
+  stateChanged(id: string): void {
+    const peer = this.byId.get(id);
+    if (peer) this.refreshCandidates(peer.name);
   }
 
   /** Closes every link, retiring ones included, and fails whatever waits for one. */
@@ -224,7 +234,7 @@ export class Peers implements LinkCounts {
   private retire(link: Link): void {
     const since = Date.now();
     const check = () => {
-      if (this.host.rpc.busyOn(link) && Date.now() - since < RETIRE_MAX_MS) {
+      if ((this.host.rpc.busyOn(link) || this.host.streams.busyOn(link)) && Date.now() - since < RETIRE_MAX_MS) {
         this.retiring.set(link, setTimeout(check, 50));
         return;
       }
@@ -235,6 +245,7 @@ export class Peers implements LinkCounts {
   }
 
   private onLinkFrame(peer: Peer, link: Link, msgId: number, seq: number, body: Buffer): void {
+    if (isStreamFrame(msgId)) return this.host.streams.onFrame(link, msgId, seq, body);
     if (seq === 0) {
       if (msgId === L.LoadReport.id) {
         const load = L.LoadReport.decode(body).load;
@@ -253,6 +264,7 @@ export class Peers implements LinkCounts {
 
   private onLinkClose(peer: Peer, link: Link, reason: string): void {
     this.host.rpc.linkClosed(link, reason);
+    this.host.streams.linkClosed(link, reason);
     const retiring = this.retiring.get(link);
     if (retiring) {
       clearTimeout(retiring);
@@ -271,7 +283,7 @@ export class Peers implements LinkCounts {
 
   private refreshCandidates(name: string): void {
     const list: Peer[] = [];
-    for (const p of this.byId.values()) if (p.name === name && p.connected && !p.draining) list.push(p);
+    for (const p of this.byId.values()) if (p.name === name && p.connected && !p.draining && this.host.available(p.id)) list.push(p);
     list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     this.candidates.set(name, list);
   }

@@ -1,6 +1,7 @@
 import type { Logger } from '../log/index.js';
 import { metricsOn } from '../observe/metrics.js';
 import { ATTR, endSpan, SpanKind, startSpan, contextOf, tracingOn, withSpan, type Context, type Span } from '../observe/tracing.js';
+import { logMessage } from '../log/msglog.js';
 import type { MessageType } from '../wire/registry.js';
 import { RpcError } from './errors.js';
 import type { Link } from './link.js';
@@ -153,6 +154,13 @@ export class RpcEngine implements RpcCounts {
 
   // ---- caller side --------------------------------------------------------
 
+  /** A one-way message on a link; false when the link is closed. */
+  sendMessage<T>(link: Link, type: MessageType<T>, msg: Init<T>): boolean {
+    const body = type.encode(msg);
+    logMessage(this.opts.logger, 'send', type.name, link.peerId, body.length);
+    return link.session.send(type.id, 0, body);
+  }
+
   call<Req, Res>(link: Link, peer: PeerInfo, req: MessageType<Req>, res: MessageType<Res>, request: Init<Req>, timeoutMs: number, signal?: AbortSignal): Promise<Res> {
     const send = () => this.sendCall(link, req, res, request, timeoutMs, signal) as Promise<unknown>;
     if (this.clientInterceptors.length === 0) return send() as Promise<Res>;
@@ -180,7 +188,9 @@ export class RpcEngine implements RpcCounts {
       }
       this.pending.set(id, call);
       if (span) sendTraceContext(link.session, contextOf(span));
-      if (!link.session.send(req.id, id, req.encode(request as Req))) {
+      const body = req.encode(request as Req);
+      logMessage(this.opts.logger, 'send', req.name, link.peerId, body.length);
+      if (!link.session.send(req.id, id, body)) {
         this.pending.delete(id);
         this.fail(call, new RpcError('unavailable', `link to ${link.peerId} is closed`));
       }
@@ -237,6 +247,7 @@ export class RpcEngine implements RpcCounts {
     // Timed out or cancelled already; or a response from a peer the call was not sent to (call ids are per node, not per link).
     if (!p || p.link !== link) return;
     this.pending.delete(id);
+    logMessage(this.opts.logger, 'recv', msgId === L.RpcError.id ? L.RpcError.name : p.res.name, link.peerId, body.length);
     if (msgId === L.RpcError.id) {
       const e = L.RpcError.decode(body);
       return this.fail(p, RpcError.fromWire(e.code, e.message));
@@ -261,6 +272,7 @@ export class RpcEngine implements RpcCounts {
       return;
     }
     h.stats.received++;
+    logMessage(this.opts.logger, 'recv', h.type.name, peer.id, body.length);
     let msg: unknown;
     try {
       msg = h.type.decode(body);
@@ -291,6 +303,7 @@ export class RpcEngine implements RpcCounts {
   private onRequest(link: Link, peer: PeerInfo, msgId: number, seq: number, body: Buffer): void {
     const parent = takeTraceContext(link);
     const h = this.handlers.get(msgId);
+    logMessage(this.opts.logger, 'recv', h?.kind === 'rpc' ? h.req.name : `#${msgId}`, peer.id, body.length);
     if (!h || h.kind !== 'rpc') {
       const code = this.draining ? 'unavailable' : 'unknown_method';
       this.unknown.add(code);
@@ -352,6 +365,7 @@ export class RpcEngine implements RpcCounts {
     }
     h.stats.codes.ok++;
     if (span) endSpan(span, 'ok');
+    logMessage(this.opts.logger, 'send', h.res.name, link.peerId, encoded.length);
     link.session.send(h.res.id, (seq | RESPONSE_BIT) >>> 0, encoded);
   }
 
@@ -368,7 +382,9 @@ export class RpcEngine implements RpcCounts {
   }
 
   private replyError(link: Link, seq: number, code: string, message: string): void {
-    link.session.send(L.RpcError.id, (seq | RESPONSE_BIT) >>> 0, L.RpcError.encode({ code, message }));
+    const body = L.RpcError.encode({ code, message });
+    logMessage(this.opts.logger, 'send', L.RpcError.name, link.peerId, body.length);
+    link.session.send(L.RpcError.id, (seq | RESPONSE_BIT) >>> 0, body);
   }
 
   /** Whether calls are in flight on this link, in either direction. */

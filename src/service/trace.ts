@@ -1,5 +1,5 @@
 /**
- * Trace context on service links: a TraceContext frame (id 207, seq 0) just
+ * Trace context on service links: a TraceContext frame (id 213, seq 0) just
  * before the frame it describes. Sent only when the sender traces and has a
  * valid span; read back into the link, where the next frame dispatched takes it.
  */

@@ -23,6 +23,8 @@ export interface ClusterFile {
   readonly name: string;
   readonly vars: Readonly<Record<string, string>>;
   readonly env: Readonly<Record<string, string>>;
+  /** Environment variable -> file: generated at random on the first start, read back later (secrets.ts). */
+  readonly secrets: Readonly<Record<string, string>>;
   readonly services: readonly ServiceDef[];
   readonly urls: readonly string[];
   /** Where it was read from, for messages. */
@@ -45,7 +47,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
 export const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Set by gamemesh up itself, per cluster and per service. */
 export const RESERVED_VARS = ['name', 'service'] as const;
-const TOP_FIELDS = ['name', 'vars', 'env', 'services', 'urls', 'description'];
+const TOP_FIELDS = ['name', 'vars', 'env', 'secrets', 'services', 'urls', 'description'];
 const SERVICE_FIELDS = ['name', 'run', 'ready', 'oneshot', 'role', 'env', 'description'];
 const ROLES = ['discovery'];
 
@@ -78,6 +80,12 @@ export function parseClusterFile(text: string, source = 'cluster file'): Cluster
     if ((RESERVED_VARS as readonly string[]).includes(key)) throw bad(`vars.${key}`, `\${${key}} is set by gamemesh up; pick another name`);
   }
   const env = strings(top['env'], 'env', bad);
+  const secrets = strings(top['secrets'], 'secrets', bad);
+  for (const [key, file] of Object.entries(secrets)) {
+    if (!VAR_NAME.test(key)) throw bad(`secrets.${key}`, 'an environment variable name is letters, digits and _, not starting with a digit');
+    if (Object.hasOwn(env, key)) throw bad(`secrets.${key}`, 'is also set in env; a secret must come from one place');
+    if (file === '') throw bad(`secrets.${key}`, 'must be the path of the file that keeps it');
+  }
   const urls = top['urls'] === undefined ? [] : stringList(top['urls'], 'urls', bad, false);
 
   if (!Array.isArray(top['services']) || top['services'].length === 0) throw bad('services', `must be a non-empty array of services, got ${show(top['services'])}`);
@@ -88,7 +96,7 @@ export function parseClusterFile(text: string, source = 'cluster file'): Cluster
     seen.add(svc.name);
     return svc;
   });
-  return { name, vars, env, services, urls, source };
+  return { name, vars, env, secrets, services, urls, source };
 }
 
 type Bad = (field: string, problem: string) => ClusterFileError;

@@ -33,6 +33,8 @@ export interface ResolvedCluster {
   readonly source: string;
   readonly vars: Readonly<Record<string, string>>;
   readonly urls: readonly string[];
+  /** Environment variable -> file, variables substituted. */
+  readonly secrets: Readonly<Record<string, string>>;
   readonly services: readonly ResolvedService[];
 }
 
@@ -83,7 +85,8 @@ export function resolveCluster(file: ClusterFile, overrides: Readonly<Record<str
     };
   });
   const urls = file.urls.map((url, i) => substitute(url, vars, `urls[${i}]`, source));
-  return { name: file.name, source, vars, urls, services };
+  const secrets = Object.fromEntries(Object.entries(file.secrets).map(([k, v]) => [k, substitute(v, vars, `secrets.${k}`, source)]));
+  return { name: file.name, source, vars, urls, secrets, services };
 }
 
 /** `gamemesh` is this package's CLI and `node` this very node, so a cluster runs the same code as the supervisor. */

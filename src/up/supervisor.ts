@@ -7,6 +7,7 @@
 import { loadClusterFile, type ClusterFile } from './config.js';
 import { Printer, useColor } from './logs.js';
 import { resolveCluster } from './resolve.js';
+import { keepSecrets, secretLines } from './secrets.js';
 import { ManagedService, type ServiceInfo, type Timing } from './service.js';
 
 export { ClusterFileError, loadClusterFile, parseClusterFile, type ClusterFile, type ServiceDef } from './config.js';
@@ -80,7 +81,10 @@ export function startCluster(file: string | ClusterFile, options: StartOptions =
     options.rawLogs,
   );
   const cwd = options.cwd ?? process.cwd();
-  const services = cluster.services.map((spec) => new ManagedService(spec, printer, timing, options.env ?? process.env, cwd));
+  const kept = keepSecrets(cluster.secrets, cwd, cluster.source);
+  // Under the file's env (they never share a name) and over the inherited environment.
+  const secretEnv = Object.fromEntries(kept.map((s) => [s.env, s.value]));
+  const services = cluster.services.map((spec) => new ManagedService({ ...spec, env: { ...secretEnv, ...spec.env } }, printer, timing, options.env ?? process.env, cwd));
 
   // The services have process groups of their own, so nothing else takes them down with this process.
   const killAll = () => services.forEach((s) => s.kill());
@@ -113,7 +117,7 @@ export function startCluster(file: string | ClusterFile, options: StartOptions =
         throw new ClusterStartError(`cluster ${cluster.name} did not start: ${s.spec.oneshot ? 'oneshot ' : ''}service ${s.name} ${(err as Error).message}\n${output}\n(the services already started were stopped)`, s.name);
       }
     }
-    printer.banner(bannerLines(cluster.name, cluster.urls));
+    printer.banner(bannerLines(cluster.name, cluster.urls, secretLines(kept)));
   })();
   // Whoever starts a cluster may only ever call stop(); that is no reason for an unhandled rejection.
   ready.catch(() => {});
@@ -121,7 +125,7 @@ export function startCluster(file: string | ClusterFile, options: StartOptions =
   return { name: cluster.name, urls: cluster.urls, vars: cluster.vars, services, ready, stop, kill: killAll };
 }
 
-function bannerLines(name: string, urls: readonly string[]): string[] {
+function bannerLines(name: string, urls: readonly string[], extra: readonly string[]): string[] {
   const lines = urls.length === 1 ? [`cluster ${name} is up: open ${urls[0]}`] : [`cluster ${name} is up${urls.length ? '; open:' : ''}`, ...urls.map((u) => `  ${u}`)];
-  return [...lines, 'Ctrl+C stops it'];
+  return [...lines, ...extra, 'Ctrl+C stops it'];
 }

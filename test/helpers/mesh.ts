@@ -39,9 +39,9 @@ export function cleanupStack(t: Pick<TestContext, 'after'>): Defer {
   };
 }
 
-/** An in-memory discovery server on 127.0.0.1, stopped after the test. */
-export async function startDiscoveryServer(defer: Defer, graceMs = 500): Promise<{ server: DiscoveryServer; addr: string }> {
-  const server = await new DiscoveryServer({ host: '127.0.0.1', port: 0, logger: silent, graceMs }).start();
+/** An in-memory discovery server on 127.0.0.1, stopped after the test; with `token`, clients must present it (and may keep secrets in it). */
+export async function startDiscoveryServer(defer: Defer, graceMs = 500, token?: string): Promise<{ server: DiscoveryServer; addr: string }> {
+  const server = await new DiscoveryServer({ host: '127.0.0.1', port: 0, logger: silent, graceMs, token }).start();
   defer(() => server.stop());
   return { server, addr: `127.0.0.1:${server.address.port}` };
 }
