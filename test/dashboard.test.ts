@@ -20,7 +20,7 @@ const TOKEN = 'dashboard-test-token';
 interface View {
   id: string;
   version: string;
-  available?: boolean;
+  available: boolean;
   load?: { rss?: number; links: string[]; error?: string };
 }
 interface StateJson {
@@ -161,17 +161,19 @@ test('services: load from the admin port, node flags read defensively, and the r
   // Prometheus HTTP service discovery lists the admin port.
   const targets = (await (await fetch(`${url}api/targets`)).json()) as Array<{ targets: string[]; labels: Record<string, string> }>;
   assert.deepEqual(targets, [{ targets: [node.admin?.address], labels: { gamemesh_service: 'game', gamemesh_id: node.id, gamemesh_group: 'dev' } }]);
-  // config/nodes/<id>: JSON {available}, a bare boolean, or garbage (unknown).
-  const flag = async (value: string, want: boolean | undefined) => {
+  // config/nodes/<id>, read as the runtime reads it (src/discovery/node-state.ts): only a JSON object's available: false disables.
+  assert.equal((await state(url)).services.find((x) => x.id === node.id)?.available, true, 'available by default');
+  const flag = async (value: string, want: boolean) => {
     await sd.put(`config/nodes/${node.id}`, value);
     await waitFor(async () => (await state(url)).services.find((x) => x.id === node.id)?.available === want, 3000, `available ${String(want)} for ${value}`);
   };
   await flag('{"available": false, "other": 1}', false);
-  await flag('true', true);
-  await flag('{"available": "maybe"}', undefined);
-  await flag('not json', undefined);
+  await flag('false', true);
+  await flag('{"available": false}', false);
+  await flag('not json', true);
   s = await state(url);
-  assert.ok(s.log.some((e) => e.kind === 'change' && e.id === node.id && /available - -> false|available true -> false|available - -> true/.test(e.text)), JSON.stringify(s.log));
+  assert.ok(s.log.some((e) => e.kind === 'change' && e.id === node.id && e.text.endsWith('available true -> false')), JSON.stringify(s.log));
+  assert.ok(s.log.some((e) => e.kind === 'change' && e.id === node.id && e.text.endsWith('available false -> true')), JSON.stringify(s.log));
   // A version change in the registration is logged.
   node.setMeta({ version: '2' });
   await waitFor(async () => (await state(url)).log.some((e) => e.kind === 'change' && /version - -> 2/.test(e.text)), 3000, 'the version change in the log');

@@ -2,11 +2,12 @@
  * What the dashboard knows of the cluster, kept live: every registered
  * service (from the registry), what each one's admin port says (links,
  * memory, clients, calls per second), node flags from the KV
- * (`config/nodes/<id>`, read defensively: other issues define its fields),
+ * (`config/nodes/<id>`, read as the runtime reads them: node-state.ts),
  * the route table, and a log of registry changes. Changes are announced
  * with `onChange`; the HTTP side throttles them into server-sent events.
  */
 import type { Discovery, KvEvent, ServiceDesc, ServiceEvent, ServiceWatch, Watch } from '../discovery/types.js';
+import { NODE_STATE_PREFIX, parseNodeState } from '../discovery/node-state.js';
 import { RouteTable, type Route } from '../gateway/routes.js';
 import type { Logger } from '../log/index.js';
 import { AdminPoller, type Load } from './poll.js';
@@ -23,8 +24,8 @@ export interface ServiceView {
   readonly version: string;
   /** The registration's state, else the admin port's, else 'registered'. */
   readonly state: string;
-  /** The node's flag at config/nodes/<id> (`available`), undefined when none is set. */
-  readonly available: boolean | undefined;
+  /** The node's `available` flag at config/nodes/<id> (src/discovery/node-state.ts): true unless an operator set it false. */
+  readonly available: boolean;
   readonly admin: string;
   readonly meta: Readonly<Record<string, string>>;
   readonly load: Load | undefined;
@@ -49,7 +50,7 @@ export interface ClusterState {
 }
 
 const LOG_MAX = 200;
-export const NODES_PREFIX = 'config/nodes/';
+export const NODES_PREFIX = NODE_STATE_PREFIX;
 export const ROUTES_KV_KEY = 'config/gateway/routes';
 
 export class ClusterModel {
@@ -119,9 +120,9 @@ export class ClusterModel {
     const key = ev.type === 'put' ? ev.kv.key : ev.key;
     if (key.startsWith(NODES_PREFIX)) {
       const id = key.slice(NODES_PREFIX.length);
-      const before = flagOf(ev.prev);
-      const after = ev.type === 'put' ? flagOf(ev.kv) : undefined;
-      if (before !== after) this.record('change', id, `${id}: available ${fmtFlag(before)} -> ${fmtFlag(after)}`);
+      const before = parseNodeState(ev.prev).available;
+      const after = parseNodeState(ev.type === 'put' ? ev.kv : undefined).available;
+      if (before !== after) this.record('change', id, `${id}: available ${String(before)} -> ${String(after)}`);
     }
     if (key.startsWith(NODES_PREFIX) || key === ROUTES_KV_KEY) this.changed('state');
     this.changed('kv', [key]);
@@ -167,34 +168,10 @@ export class ClusterModel {
       group: d.meta['group'] ?? '',
       version: d.meta['version'] ?? '',
       state: d.meta['state'] ?? load?.state ?? 'registered',
-      available: flagOf(this.kv?.get(`${NODES_PREFIX}${d.id}`)) ?? parseFlag(d.meta['available']),
+      available: parseNodeState(this.kv?.get(`${NODES_PREFIX}${d.id}`)).available,
       admin: d.meta['admin'] ?? '',
       meta: d.meta,
       load,
     };
   }
-}
-
-/** `available` of a node flag value: JSON {"available": bool}, or a bare true/false. Anything else: unknown. */
-function flagOf(kv: { value: Uint8Array } | undefined): boolean | undefined {
-  if (!kv) return undefined;
-  const text = Buffer.from(kv.value).toString('utf8').trim();
-  try {
-    const v: unknown = JSON.parse(text);
-    if (typeof v === 'boolean') return v;
-    if (typeof v === 'object' && v !== null && typeof (v as { available?: unknown }).available === 'boolean') return (v as { available: boolean }).available;
-  } catch {
-    return parseFlag(text);
-  }
-  return undefined;
-}
-
-function parseFlag(text: string | undefined): boolean | undefined {
-  if (text === 'true' || text === '1') return true;
-  if (text === 'false' || text === '0') return false;
-  return undefined;
-}
-
-function fmtFlag(v: boolean | undefined): string {
-  return v === undefined ? '-' : String(v);
 }

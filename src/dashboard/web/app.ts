@@ -24,7 +24,7 @@ interface Service {
   group: string;
   version: string;
   state: string;
-  available?: boolean;
+  available: boolean;
   admin: string;
   meta: Record<string, string>;
   load?: Load;
@@ -118,7 +118,7 @@ function renderServices(s: State): void {
   const body = $('services').querySelector('tbody') as HTMLTableSectionElement;
   body.replaceChildren(
     ...s.services.map((x) => {
-      const avail = x.available === undefined ? el('span', { text: '—', cls: 'muted' }) : el('span', { text: x.available ? 'yes' : 'no', cls: `badge ${x.available ? 'ok' : 'error'}` });
+      const avail = x.available ? el('span', { text: 'yes', cls: 'muted' }) : el('span', { text: 'no', cls: 'badge error' });
       const row = el(
         'tr',
         { attrs: { 'data-id': x.id, 'data-name': x.name } },
