@@ -148,8 +148,9 @@ test('--admin on two nodes: meta, /status, and RPC counters that move with the c
   }, 5000, 'the caller in the callee\'s links');
   assert.equal((await get(`http://${callee.admin?.address}/status`)).status, 401);
 
-  // A stopped node closes its admin port.
+  // A stopped node closes its admin port (an OS-picked port may be reused at once by another process: anything but our 200).
   const addr = callee.admin?.address;
   await callee.stop();
-  await assert.rejects(fetch(`http://${addr}/metrics`, { headers: auth() }));
+  const after2 = await fetch(`http://${addr}/metrics`, { headers: auth() }).catch(() => undefined);
+  assert.ok(after2 === undefined || after2.status !== 200, 'the admin port is closed');
 });
