@@ -75,7 +75,7 @@ export function envInts(name: string): number[] | undefined {
 // ---- child stdout as JSON lines ------------------------------------------------
 
 /** Lines a child writes to stdout after its ready line, handed out in order. */
-class Lines {
+export class Lines {
   private partial = '';
   private readonly queued: string[] = [];
   private waiter: ((line: string) => void) | undefined;
@@ -189,7 +189,7 @@ export async function startDiscovery(): Promise<{ child: Child; addr: string }> 
   return { child, addr: `${child.ready[1]}:${child.ready[2]}` };
 }
 
-async function pushRoutes(sdaddr: string): Promise<void> {
+export async function pushRoutes(sdaddr: string): Promise<void> {
   const sd = await DiscoveryClient.connect({ addr: sdaddr, name: 'gateway-bench' });
   try {
     await sd.put(`config/${ROUTES_KEY}`, JSON.stringify(ROUTES));
@@ -206,8 +206,8 @@ interface AgentProc {
 
 const AGENT_READY = /^agent (\S+) listening tcp=(\S+) ws=(\S+)$/;
 
-async function startAgent(sdaddr: string, transport: 'tcp' | 'ws', tag: string, probe: boolean): Promise<AgentProc> {
-  const args = [bin(), 'agent', '--sdaddr', sdaddr, '--tcp-port', transport === 'tcp' ? '0' : '-1', '--ws-port', transport === 'ws' ? '0' : '-1'];
+async function startAgent(sdaddr: string, transport: 'tcp' | 'ws', tag: string, probe: boolean, extra: readonly string[] = []): Promise<AgentProc> {
+  const args = [bin(), 'agent', '--sdaddr', sdaddr, '--tcp-port', transport === 'tcp' ? '0' : '-1', '--ws-port', transport === 'ws' ? '0' : '-1', ...extra];
   args.push('--max-msgs-per-sec', '1000000000', '--heartbeat-sec', '60', '--loglevel', 'warn');
   const execArgv = [...(probe ? ['--expose-gc', '--import', pathToFileURL(`${FIXTURES}mem-probe.js`).href] : []), ...profArgs(`gateway-agent-${tag}`)];
   const child = await startNode(args, AGENT_READY, { execArgv });
@@ -215,22 +215,30 @@ async function startAgent(sdaddr: string, transport: 'tcp' | 'ws', tag: string, 
   return { child, tcpPort: port(child.ready[2]), wsPort: port(child.ready[3]) };
 }
 
-async function startGamemesh(sdaddr: string): Promise<Running> {
+/** Another stack beside the default one: its own service group (so its agent links only to its backend), extra flags for both. */
+export interface StackOptions {
+  readonly name: string;
+  readonly group: string;
+  readonly extraArgs: readonly string[];
+}
+
+export async function startGamemesh(sdaddr: string, stack?: StackOptions): Promise<Running> {
+  const extra = stack ? ['--svcgroup', stack.group, ...stack.extraArgs] : [];
   const children: Child[] = [];
   const stop = async (): Promise<void> => {
     for (const c of children.reverse()) await c.stop();
   };
   try {
-    const agent = await startAgent(sdaddr, 'tcp', 'e2e', false);
+    const agent = await startAgent(sdaddr, 'tcp', stack ? `e2e-${stack.group}` : 'e2e', false, extra);
     children.push(agent.child);
-    const backend = await startNode([`${FIXTURES}gateway-backend.js`, '--sdaddr', sdaddr], /^ready (\S+)$/, { execArgv: profArgs('gateway-backend') });
+    const backend = await startNode([`${FIXTURES}gateway-backend.js`, '--sdaddr', sdaddr, ...extra], /^ready (\S+)$/, { execArgv: profArgs('gateway-backend') });
     children.push(backend);
-    const gen = await LoadGen.start(GAMEMESH);
+    const gen = await LoadGen.start(stack?.group ?? GAMEMESH);
     children.push(gen.child);
     // The agent learns the route table and the backend from discovery: wait until a request goes through.
     await waitForEcho(gen, agent.tcpPort);
     return {
-      name: GAMEMESH,
+      name: stack?.name ?? GAMEMESH,
       where: '`gamemesh agent` (TCP) -> service link -> GatewayBackend echo process',
       port: agent.tcpPort,
       front: agent.child.proc,

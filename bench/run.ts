@@ -21,6 +21,7 @@ export const BENCHES: readonly BenchEntry[] = [
   { name: 'kcp', load: () => import('./kcp.js') },
   { name: 'pomelo', load: () => import('./pomelo.js') },
   { name: 'stream', load: () => import('./stream.js') },
+  { name: 'metrics', load: () => import('./metrics.js') },
 ];
 
 export async function runBenches(names: readonly string[] = []): Promise<void> {

@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 /**
- * Bundles the demo's web page, demo/web-src/app.ts and the browser-safe client
- * SDK it imports, into demo/web/app.js (+ app.js.map), which the login service
- * serves with the rest of demo/web. The package's prepare script (npm install)
- * runs it after tsc, and so does npm test. esbuild only strips the types:
- * `tsc -p demo/web-src/tsconfig.json` (in npm test) is the type check.
+ * Bundles the browser pages:
+ * - the demo's web page, demo/web-src/app.ts and the browser-safe client SDK
+ *   it imports, into demo/web/app.js (+ app.js.map), which the login service
+ *   serves with the rest of demo/web;
+ * - the dashboard page, src/dashboard/web/app.ts, into dist/src/dashboard/web/
+ *   with its index.html and style.css, which `gamemesh dashboard` serves.
+ * The package's prepare script (npm install) runs it after tsc, and so does
+ * npm test. esbuild only strips the types: `tsc -p demo/web-src/tsconfig.json`
+ * and `tsc -p src/dashboard/web/tsconfig.json` (in npm test) are the type checks.
  *
  * The bundle has to run in a browser, so the build fails rather than ship
  * Node code: esbuild refuses Node's built-in modules on platform 'browser'
@@ -13,13 +17,15 @@
  * still bundle quietly (ws ships a browser stub that throws when used).
  */
 import { build } from 'esbuild';
-import { writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const ENTRY = 'demo/web-src/app.ts';
-const OUTFILE = 'demo/web/app.js';
+const PAGES = [
+  { entry: 'demo/web-src/app.ts', outfile: 'demo/web/app.js', tsconfig: 'demo/web-src/tsconfig.json', copy: [] },
+  { entry: 'src/dashboard/web/app.ts', outfile: 'dist/src/dashboard/web/app.js', tsconfig: 'src/dashboard/web/tsconfig.json', copy: ['src/dashboard/web/index.html', 'src/dashboard/web/style.css'] },
+];
 
 /** npm packages known to work in browsers: the SDK needs protobufjs (src/wire/message-type.ts), which needs long. */
 const BROWSER_PACKAGES = [/^protobufjs$/, /^@protobufjs\//, /^long$/];
@@ -34,13 +40,21 @@ function packageOf(file) {
 }
 
 async function main() {
+  for (const page of PAGES) {
+    const code = await buildPage(page);
+    if (code !== 0) return code;
+  }
+  return 0;
+}
+
+async function buildPage({ entry: ENTRY, outfile: OUTFILE, tsconfig, copy }) {
   let result;
   try {
     result = await build({
       absWorkingDir: ROOT,
       entryPoints: [ENTRY],
       outfile: OUTFILE,
-      tsconfig: 'demo/web-src/tsconfig.json',
+      tsconfig,
       bundle: true,
       platform: 'browser',
       format: 'esm',
@@ -81,7 +95,9 @@ async function main() {
     return 1;
   }
 
+  await mkdir(path.dirname(path.join(ROOT, OUTFILE)), { recursive: true });
   for (const out of result.outputFiles) await writeFile(out.path, out.contents);
+  for (const file of copy) await copyFile(path.join(ROOT, file), path.join(ROOT, path.dirname(OUTFILE), path.basename(file)));
   const js = result.outputFiles.find((o) => o.path.endsWith('.js'));
   const kb = ((js?.contents.length ?? 0) / 1024).toFixed(1);
   console.log(`build-web: ${OUTFILE} ${kb} KiB (+ .map); packages: ${[...packages].sort().join(', ') || 'none'}`);

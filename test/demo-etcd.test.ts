@@ -32,7 +32,7 @@ if (missing && process.env['CI']) {
     let output = '';
     const cluster = startCluster(path.join(ROOT, 'demo', 'cluster.json'), {
       cwd: ROOT,
-      vars: { sdaddr, http: `127.0.0.1:${await freePort()}`, data: dir },
+      vars: { sdaddr, http: `127.0.0.1:${await freePort()}`, dashboard: `127.0.0.1:${await freePort()}`, data: dir },
       write: (text) => {
         output += text;
       },

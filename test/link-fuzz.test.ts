@@ -208,7 +208,7 @@ test('bad frame lengths are cut off from the length field alone, before and afte
 
 test('any frame but LinkHello before the handshake is refused with unauthorized', async (t) => {
   const mesh = await startMesh(t);
-  const known = fc.constantFrom(L.LinkChallenge.id, L.LinkWelcome.id, L.RpcError.id, L.RpcCancel.id, L.LoadReport.id, L.Draining.id, EchoReq.id, EchoResp.id);
+  const known = fc.constantFrom(L.LinkChallenge.id, L.LinkWelcome.id, L.RpcError.id, L.RpcCancel.id, L.LoadReport.id, L.Draining.id, L.TraceContext.id, EchoReq.id, EchoResp.id);
   const msgId = fc.oneof(known, fc.integer({ min: 1, max: 0xffff })).filter((id) => id !== L.LinkHello.id);
   const body = fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.constant(EchoReq.encode({ text: 'sleep:10000' })));
   await fc.assert(
@@ -298,7 +298,7 @@ test('random frames after a valid handshake: the service answers or drops the li
     u32,
     u32.map((s) => (s | RESPONSE_BIT) >>> 0),
   );
-  const msgId = fc.oneof(fc.constantFrom(0, L.LinkChallenge.id, L.LinkHello.id, L.LinkWelcome.id, L.RpcError.id, L.RpcCancel.id, L.LoadReport.id, L.Draining.id, EchoReq.id, EchoResp.id), fc.integer({ min: 0, max: 0xffff }));
+  const msgId = fc.oneof(fc.constantFrom(0, L.LinkChallenge.id, L.LinkHello.id, L.LinkWelcome.id, L.RpcError.id, L.RpcCancel.id, L.LoadReport.id, L.Draining.id, L.TraceContext.id, EchoReq.id, EchoResp.id), fc.integer({ min: 0, max: 0xffff }));
   const text = fc.string({ maxLength: 20 }).filter((s) => !s.startsWith('sleep:'));
   const body = fc.oneof(
     fc.uint8Array({ maxLength: 48 }),
@@ -306,6 +306,7 @@ test('random frames after a valid handshake: the service answers or drops the li
     fc.record({ code: fc.string({ maxLength: 12 }), message: fc.string({ maxLength: 12 }) }).map((m) => L.RpcError.encode(m)),
     fc.record({ reason: fc.string({ maxLength: 12 }) }).map((m) => L.RpcCancel.encode(m)),
     fc.record({ load: fc.double() }).map((m) => L.LoadReport.encode(m)),
+    fc.dictionary(fc.string({ maxLength: 12 }), fc.string({ maxLength: 60 }), { maxKeys: 4 }).map((fields) => L.TraceContext.encode({ fields })),
   );
   const frame = fc.record({ msgId, seq, body });
   const SENTINEL = 0x7ffffff0;

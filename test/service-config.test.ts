@@ -43,6 +43,7 @@ test('defaults when nothing is given', () => {
     token: '',
     cluster: 1,
     listen: '127.0.0.1:0',
+    admin: '',
   });
   assert.deepEqual(values, {});
   assert.deepEqual(args, []);

@@ -4,12 +4,14 @@
  * table on stdout at the end; exits 1 if anything failed. Loaded by
  * src/cli/bot.ts.
  */
+import { accessSync, constants, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loginEndpoint } from '../play/login.js';
 import type { TransportKind } from '../play/player.js';
 import { runBot, type BotPlan, type RunClock } from './bot.js';
 import { Limit } from './limit.js';
-import { progressLine, summary } from './report.js';
+import { jsonReport, progressLine, summary, type RunInfo } from './report.js';
 import { Recorder } from './stats.js';
 
 /**
@@ -21,7 +23,7 @@ import { Recorder } from './stats.js';
 const LOGINS_IN_FLIGHT = 8;
 
 const HELP = `usage: gamemesh bot --login URL [--clients N] [--duration S] [--ramp S] [--tcp | --kcp]
-                    [--timeout S] [--password P]
+                    [--timeout S] [--password P] [--json FILE]
 
 Logs in N players named bot-<run>-<i>; each enters the game and the chat
 and plays at once: one request at a time with a pause of 100-300 ms after
@@ -39,6 +41,8 @@ latencies (p50, p95, p99) at the end. Exits 1 if there were errors.
   --kcp           connect to the agents over KCP (UDP) instead of WebSocket
   --timeout S     seconds a request may take before it counts as an error (default 10)
   --password P    the bots' password (default "bot-password")
+  --json FILE     also write the latency histogram per request kind as JSON
+                  (format gamemesh-bot/1; for comparing runs in CI)
 
 Every bot comes from this machine's address, so the login's per-IP rate
 limit (gamemesh login --rate-burst/--rate-per-sec) must allow N logins
@@ -53,6 +57,7 @@ interface Options {
   transport: TransportKind;
   timeoutSec: number;
   password: string;
+  json: string | undefined;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -83,6 +88,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       kcp: { type: 'boolean' },
       timeout: { type: 'string' },
       password: { type: 'string' },
+      json: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -100,7 +106,19 @@ function parseOptions(argv: string[]): Options | 'help' {
     transport: values.tcp ? 'tcp' : values.kcp ? 'kcp' : 'ws',
     timeoutSec: number(values.timeout, 'timeout', 10, 0.1, 600, false),
     password: values.password ?? 'bot-password',
+    json: values.json === undefined ? undefined : checkJsonPath(values.json),
   };
+}
+
+/** Fails at once, not after the run, when the file cannot be written. */
+function checkJsonPath(file: string): string {
+  if (file === '') throw new Error('--json needs a file name');
+  try {
+    accessSync(path.dirname(path.resolve(file)), constants.W_OK);
+  } catch {
+    throw new Error(`--json ${file}: its directory does not exist or cannot be written`);
+  }
+  return file;
 }
 
 function number(text: string | undefined, name: string, fallback: number, min: number, max: number, integer: boolean): number {
@@ -157,20 +175,24 @@ async function run(opts: Options): Promise<number> {
     clearInterval(progress);
   }
   const end = performance.now();
-  process.stdout.write(
-    summary(
-      {
-        clients: opts.clients,
-        transport: opts.transport,
-        rampSec: opts.rampSec,
-        run: runId,
-        loginPhaseSec: (steady.at - t0) / 1000,
-        steadySec: (end - steady.at) / 1000,
-        steadyMessages: rec.messages - steady.messages,
-      },
-      rec,
-    ),
-  );
+  const info: RunInfo = {
+    clients: opts.clients,
+    transport: opts.transport,
+    rampSec: opts.rampSec,
+    run: runId,
+    loginPhaseSec: (steady.at - t0) / 1000,
+    steadySec: (end - steady.at) / 1000,
+    steadyMessages: rec.messages - steady.messages,
+  };
+  process.stdout.write(summary(info, rec));
   const missing = opts.clients - rec.loggedIn;
+  if (opts.json) {
+    try {
+      writeFileSync(opts.json, `${JSON.stringify(jsonReport(info, rec), null, 2)}\n`);
+    } catch (err) {
+      process.stderr.write(`gamemesh bot: cannot write --json ${opts.json}: ${(err as Error).message}\n`);
+      return 1;
+    }
+  }
   return rec.errorCount > 0 || missing > 0 ? 1 : 0;
 }

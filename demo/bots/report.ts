@@ -60,3 +60,78 @@ export function summary(info: RunInfo, rec: Recorder): string {
   }
   return `${out.join('\n')}\n`;
 }
+
+/** Upper bounds (ms) of the latency histogram in --json reports; a last bucket holds the rest. */
+export const BUCKETS_MS: readonly number[] = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000];
+
+export interface LatencyJson {
+  readonly count: number;
+  readonly p50: number | null;
+  readonly p95: number | null;
+  readonly p99: number | null;
+  readonly max: number | null;
+  readonly mean: number | null;
+  /** Counts per bucket of BUCKETS_MS (not cumulative), then one for everything above the last bound. */
+  readonly buckets: readonly number[];
+}
+
+/** `gamemesh bot --json FILE`: the run's latency histogram per request kind, for CI comparisons. */
+export interface BotJson {
+  readonly format: 'gamemesh-bot/1';
+  readonly clients: number;
+  readonly transport: string;
+  readonly run: string;
+  readonly loginPhaseSec: number;
+  readonly steadySec: number;
+  readonly messagesPerSec: number;
+  readonly bucketsMs: readonly number[];
+  readonly requests: Readonly<Record<string, LatencyJson>>;
+  /** Every message kind together (logins and connects left out). */
+  readonly messages: LatencyJson;
+  readonly errors: Readonly<Record<string, number>>;
+  readonly pushes: number;
+}
+
+function latencyJson(values: readonly number[]): LatencyJson {
+  const sorted = [...values].sort((a, b) => a - b);
+  const buckets = new Array<number>(BUCKETS_MS.length + 1).fill(0);
+  for (const v of sorted) {
+    let i = 0;
+    while (i < BUCKETS_MS.length && v > (BUCKETS_MS[i] as number)) i++;
+    buckets[i] = (buckets[i] as number) + 1;
+  }
+  const at = (p: number) => (sorted.length ? Number(percentile(sorted, p).toFixed(3)) : null);
+  return {
+    count: sorted.length,
+    p50: at(50),
+    p95: at(95),
+    p99: at(99),
+    max: sorted.length ? Number((sorted[sorted.length - 1] as number).toFixed(3)) : null,
+    mean: sorted.length ? Number((sorted.reduce((a, v) => a + v, 0) / sorted.length).toFixed(3)) : null,
+    buckets,
+  };
+}
+
+export function jsonReport(info: RunInfo, rec: Recorder): BotJson {
+  const requests: Record<string, LatencyJson> = {};
+  const all: number[] = [];
+  for (const kind of KINDS) {
+    const values = rec.latencies.get(kind) ?? [];
+    if (isMessage(kind)) all.push(...values);
+    requests[kind] = latencyJson(values);
+  }
+  return {
+    format: 'gamemesh-bot/1',
+    clients: info.clients,
+    transport: info.transport,
+    run: info.run,
+    loginPhaseSec: Number(info.loginPhaseSec.toFixed(3)),
+    steadySec: Number(info.steadySec.toFixed(3)),
+    messagesPerSec: Number((info.steadyMessages / Math.max(0.001, info.steadySec)).toFixed(1)),
+    bucketsMs: BUCKETS_MS,
+    requests,
+    messages: latencyJson(all),
+    errors: Object.fromEntries([...rec.errors].map(([code, e]) => [code, e.count])),
+    pushes: rec.pushes,
+  };
+}

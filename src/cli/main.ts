@@ -12,6 +12,7 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<num
   up: () => import('./up.js'),
   client: () => import('./client.js'),
   bot: () => import('./bot.js'),
+  dashboard: () => import('./dashboard.js'),
 };
 
 async function run(argv: string[]): Promise<number> {

@@ -5,6 +5,8 @@ import { asBytes } from '../wire/registry.js';
 import { JournalEntryCodec, KeyValueCodec, SnapshotHeaderCodec, type JournalEntry } from './messages.js';
 import { encodeRecord, readRecords } from './records.js';
 import type { KeyValue } from './types.js';
+import { metricsOn } from '../observe/metrics.js';
+import { fsyncSeconds, journalBatch, snapshotSeconds } from './metrics.js';
 
 export interface PersistOptions {
   /** fdatasync each group commit (default true). Without it a write survives kill -9 but not power loss. */
@@ -101,7 +103,12 @@ export class Persistence {
         let bytes = 0;
         for (const b of batch) bytes += b.length;
         await writeAll(this.journal, batch);
+        const syncStart = metricsOn() ? performance.now() : 0;
         if (this.fsync) await this.journal.datasync();
+        if (syncStart) {
+          journalBatch.observe(batch.length);
+          if (this.fsync) fsyncSeconds.observeSince(syncStart);
+        }
         this.journalBytes += bytes;
         this.onDurable(rev);
         if (this.snapshotSource && this.journalBytes >= this.compactBytes && this.journalBytes > this.snapshotBytes) {
@@ -129,6 +136,7 @@ export class Persistence {
     // The snapshot is taken synchronously, so it is one consistent revision.
     // Records buffered before this point are inside it; later ones are newer
     // and go to the emptied journal.
+    const started = performance.now();
     const { revision, kvs } = source();
     const covered = this.buffer.length;
     const records: Buffer[] = [];
@@ -153,6 +161,7 @@ export class Persistence {
     this.snapshotBytes = records.reduce((n, r) => n + r.length, 0);
     this.journalBytes = 0;
     this.buffer.splice(0, covered);
+    snapshotSeconds.observeSince(started);
     return revision;
   }
 

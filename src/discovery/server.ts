@@ -13,6 +13,7 @@ import { ServerRegistry } from './server-registry.js';
 import { KvStore, type Change, type Mutation } from './store.js';
 import { RegistrationConflict, SERVICE_PREFIX, type KeyValue } from './types.js';
 import { validateServiceDesc } from './service-desc.js';
+import { discoveryServers, retireDiscovery, type DiscoveryCounts } from './metrics.js';
 
 export interface DiscoveryServerOptions {
   host?: string;
@@ -69,7 +70,7 @@ export interface DiscoveryServerEvents {
  * and a journal. Every answer and watch event that reflects a write is held
  * until that write is on disk, so nothing a client has seen can be lost.
  */
-export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
+export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> implements DiscoveryCounts {
   readonly store = new KvStore();
   readonly serverId = randomBytes(8).toString('hex');
   private readonly opts: typeof DEFAULTS & DiscoveryServerOptions;
@@ -81,6 +82,8 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
   private readonly registry: ServerRegistry;
   private outbox = new DurableOutbox(0);
   private stopping: Promise<void> | undefined;
+  /** Requests handled, by message id. */
+  readonly ops = new Map<number, number>();
   /** Set when a journal write or fsync failed: nothing more is acknowledged, and the server shuts down. */
   private failed: Error | undefined;
 
@@ -104,6 +107,20 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
 
   get clientCount(): number {
     return this.clients.size;
+  }
+
+  get revision(): number {
+    return this.store.revision;
+  }
+
+  get watchCount(): number {
+    let n = 0;
+    for (const c of this.clients) n += c.watches.size;
+    return n;
+  }
+
+  get serviceCount(): number {
+    return this.store.keys(SERVICE_PREFIX).length;
   }
 
   async start(): Promise<this> {
@@ -137,6 +154,7 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
       (session) => this.accept(session),
     );
     this.log.info({ host: this.listener.host, port: this.listener.port, auth: Boolean(this.opts.token), persistent: Boolean(this.persistence) }, 'discovery listening');
+    discoveryServers.add(this);
     return this;
   }
 
@@ -148,6 +166,7 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
       // Whatever the journal could not make durable is never sent: close() released the rest.
       this.outbox.drop();
       await this.closeListener();
+      retireDiscovery(this);
       this.log.info('discovery stopped');
     })();
     return this.stopping;
@@ -186,6 +205,8 @@ export class DiscoveryServer extends EventEmitter<DiscoveryServerEvents> {
   }
 
   private onFrame(client: Client, msgId: number, seq: number, body: Buffer): void {
+    // Only the protocol's own range: a hostile client's made-up ids must not grow the map.
+    if (msgId >= 100 && msgId < 200) this.ops.set(msgId, (this.ops.get(msgId) ?? 0) + 1);
     if (!client.authed) {
       if (msgId !== M.Hello.id) return this.fail(client, seq, 'bad_request', `expected Hello, got ${msgName(msgId)}`);
       return this.onHello(client, seq, body);

@@ -16,6 +16,9 @@ import { C, CLIENT_PROTOCOL, G, type BindReq, type BindResp, type KickClients, t
 import { PomeloPorts } from './pomelo/ports.js';
 import { restoreBatches } from './restore.js';
 import { HEARTBEAT_KEY, ROUTES_KEY, RouteTable } from './routes.js';
+import { tracingOn } from '../observe/tracing.js';
+import { RequestSpans } from './agent-trace.js';
+import { agents, countClose, countKick } from './metrics.js';
 
 export type BackendGonePolicy = 'keep' | 'unbind' | 'disconnect';
 
@@ -90,6 +93,7 @@ export class Agent {
   private reportedOnline = -1;
   private stopping = false;
   private stopPromise: Promise<void> | undefined;
+  private readonly spans = new RequestSpans();
 
   constructor(options: AgentOptions = {}) {
     this.opts = options;
@@ -105,6 +109,15 @@ export class Agent {
     this.node.on('peerUp', (peer) => this.onBackendStatus(peer, true));
     this.node.on('peerDown', (peer) => this.onBackendStatus(peer, false));
     this.node.on('peerGone', (peer) => this.onBackendGone(peer));
+    this.node.addStatus(() => ({ clients: Object.fromEntries(this.onlineByTransport()), online: this.clients.size }));
+    agents.add(this);
+  }
+
+  /** Open client connections by transport (tcp, ws, kcp). */
+  onlineByTransport(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const c of this.clients.values()) out.set(c.conn.transport, (out.get(c.conn.transport) ?? 0) + 1);
+    return out;
   }
 
   get tcpAddress(): string | undefined {
@@ -233,6 +246,7 @@ export class Agent {
 
   private accept(conn: Session, req?: IncomingMessage): void {
     if (this.stopping || this.clients.size >= (this.opts.maxClients ?? 100_000)) {
+      countKick(KickCode.SHUTDOWN);
       conn.send(C.Kick.id, 0, C.Kick.encode({ code: KickCode.SHUTDOWN, reason: this.stopping ? 'the agent is shutting down' : 'the agent is full' }));
       conn.close('refused');
       return;
@@ -284,7 +298,9 @@ export class Agent {
         return client.error(seq, 'unavailable', `no instance of ${route.service} is available`);
       }
     }
-    const sent = this.node.sendToPeer(backend, G.ClientMessage, { client_id: client.id, msg_id: msgId, seq, body, session: client.session });
+    const traced = tracingOn() ? this.spans.start(this.node.id, client, msgId, route.name, seq, backend) : undefined;
+    const sent = this.node.sendToPeer(backend, G.ClientMessage, { client_id: client.id, msg_id: msgId, seq, body, session: client.session }, traced?.ctx);
+    if (traced) this.spans.sent(client, seq, traced.span, backend, sent);
     if (sent) {
       this.stats.forwarded++;
       if (seq !== 0) client.forwarded(seq, backend);
@@ -322,6 +338,8 @@ export class Agent {
 
   private onClientClose(client: ClientConn, reason: string): void {
     this.clients.delete(client.id);
+    countClose(reason);
+    if (this.spans.active) this.spans.clientClosed(client, reason);
     this.stats.online = this.clients.size;
     for (const backend of client.backends()) {
       this.boundTo.get(backend)?.delete(client);
@@ -341,7 +359,10 @@ export class Agent {
     for (const id of msg.client_ids) {
       const c = this.clients.get(id);
       if (!c?.handshaken) continue;
-      if (msg.seq !== 0) c.answered(msg.seq);
+      if (msg.seq !== 0) {
+        c.answered(msg.seq);
+        if (this.spans.active) this.spans.answered(c, msg.seq, msg.msg_id, msg.body);
+      }
       c.conn.send(msg.msg_id, msg.seq, msg.body);
     }
   }
@@ -394,6 +415,7 @@ export class Agent {
   private onBackendStatus(peer: PeerInfo, up: boolean): void {
     // Requests the backend will now never answer fail at once instead of at the client's timeout.
     if (!up) for (const c of this.clients.values()) c.failInflight(peer.id, `${peer.name} (${peer.id}) went down before answering`);
+    if (!up && this.spans.active) this.spans.backendDown(peer.id);
     const clients = this.boundTo.get(peer.id);
     if (!clients || clients.size === 0) return;
     const body = C.BackendStatus.encode({ service: peer.name, id: peer.id, up });
@@ -433,5 +455,6 @@ export class Agent {
     await Promise.all([this.tcp?.close(), this.ws?.close(), this.kcp?.close(), this.pomelo?.close()]);
     this.cloud?.close();
     await this.node.stop();
+    agents.retire(this);
   }
 }

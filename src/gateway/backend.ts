@@ -4,6 +4,7 @@ import type { ServiceNode } from '../service/node.js';
 import type { Init, PeerInfo } from '../service/rpc.js';
 import type { MessageType } from '../wire/registry.js';
 import { KickCode } from './kick.js';
+import { ATTR, endSpan, SpanKind, startSpan, tracingOn, withSpan, type Span } from '../observe/tracing.js';
 import { isThenable, Mailboxes } from './mailbox.js';
 import { C, G, type ClientClosed, type ClientMessage, type RestoreClients } from './messages.js';
 
@@ -193,36 +194,44 @@ export class GatewayBackend {
       bind: (session) => this.bind(ref, session),
       kick: (reason) => this.kick([ref], reason),
     };
-    if (this.mailboxes.submit(ref.agent, ref.id, () => this.run(entry, req, ctx), entry.concurrent) === 'full') {
+    // Traced: the handler runs in a span of its own, under the link's span (from the agent's TraceContext).
+    const span = tracingOn()
+      ? startSpan(entry.req.name, SpanKind.SERVER, { [ATTR.method]: entry.req.name, [ATTR.msg]: entry.req.name, [ATTR.service]: this.node.id, [ATTR.peer]: ref.agent, [ATTR.client]: ref.id })
+      : undefined;
+    const job = span ? () => withSpan(span, undefined, () => this.run(entry, req, ctx, span)) : () => this.run(entry, req, ctx);
+    if (this.mailboxes.submit(ref.agent, ref.id, job, entry.concurrent) === 'full') {
+      if (span) endSpan(span, 'busy');
       this.replyError(ref, msg.seq, 'busy', `over ${this.mailboxes.maxPerClient} messages of this client are waiting on ${this.node.id}`);
     }
   }
 
   /** Calls the handler and answers; never throws. A thenable result holds the client's mailbox until it settles. */
-  private run(entry: Entry, req: unknown, ctx: ClientContext): unknown {
+  private run(entry: Entry, req: unknown, ctx: ClientContext, span?: Span): unknown {
     let result: unknown;
     try {
       result = entry.fn(req, ctx);
     } catch (err) {
-      return this.refuse(entry, ctx, err);
+      return this.refuse(entry, ctx, err, span);
     }
-    if (!isThenable(result)) return this.answer(entry, ctx, result);
+    if (!isThenable(result)) return this.answer(entry, ctx, result, span);
     return result.then(
-      (res) => this.answer(entry, ctx, res),
-      (err: unknown) => this.refuse(entry, ctx, err),
+      (res) => this.answer(entry, ctx, res, span),
+      (err: unknown) => this.refuse(entry, ctx, err, span),
     );
   }
 
-  private answer(entry: Entry, ctx: ClientContext, res: unknown): void {
+  private answer(entry: Entry, ctx: ClientContext, res: unknown, span?: Span): void {
     try {
       if (res !== undefined && entry.res) this.send(ctx, entry.res, res as Init<unknown>, ctx.seq);
     } catch (err) {
-      this.refuse(entry, ctx, new Error(`cannot encode ${entry.res?.name ?? '?'}: ${(err as Error).message}`));
+      return this.refuse(entry, ctx, new Error(`cannot encode ${entry.res?.name ?? '?'}: ${(err as Error).message}`), span);
     }
+    if (span) endSpan(span, 'ok');
   }
 
-  private refuse(entry: Entry, ctx: ClientContext, err: unknown): void {
+  private refuse(entry: Entry, ctx: ClientContext, err: unknown, span?: Span): void {
     const e = err instanceof Error ? err : new Error(String(err));
+    if (span) endSpan(span, e instanceof RpcError ? e.code : 'application', e.message);
     const client = { agent: ctx.agent, id: ctx.id };
     // An RpcError is a deliberate answer (a rule said no); anything else is a bug worth a warning.
     if (e instanceof RpcError) this.node.log.debug({ client, msg: entry.req.name, code: e.code, err: e.message }, 'client request refused');

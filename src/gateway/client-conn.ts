@@ -1,6 +1,8 @@
 import type { Session } from '../net/session.js';
 import { C } from './messages.js';
 import type { KickCodeValue } from './kick.js';
+import { metricsOn } from '../observe/metrics.js';
+import { countKick, roundTripOf } from './metrics.js';
 
 const MAX_TRACKED = 64;
 
@@ -19,6 +21,8 @@ export class ClientConn {
   session: Record<string, string> = {};
   /** seq -> backend id of requests forwarded and not yet answered, so a backend's crash answers them at once. */
   inflight: Map<number, string> | undefined;
+  /** seq -> performance.now() at forwarding, while metrics are on (the backend round-trip histogram). */
+  sentAt: Map<number, number> | undefined;
   private tokens: number;
   private refilledAt: number;
 
@@ -52,11 +56,26 @@ export class ClientConn {
   forwarded(seq: number, backend: string): void {
     const map = (this.inflight ??= new Map());
     map.set(seq, backend);
-    if (map.size > MAX_TRACKED) map.delete(map.keys().next().value as number);
+    if (metricsOn()) (this.sentAt ??= new Map()).set(seq, performance.now());
+    if (map.size > MAX_TRACKED) {
+      const oldest = map.keys().next().value as number;
+      map.delete(oldest);
+      this.sentAt?.delete(oldest);
+    }
   }
 
   answered(seq: number): void {
+    if (this.sentAt === undefined) {
+      this.inflight?.delete(seq);
+      return;
+    }
+    const backend = this.inflight?.get(seq);
+    if (backend === undefined) return;
     this.inflight?.delete(seq);
+    const at = this.sentAt.get(seq);
+    if (at === undefined) return;
+    this.sentAt.delete(seq);
+    roundTripOf(backend).observeSince(at);
   }
 
   /** Answers with `unavailable` every request still waiting on that backend. */
@@ -65,6 +84,7 @@ export class ClientConn {
     for (const [seq, b] of this.inflight) {
       if (b !== backend) continue;
       this.inflight.delete(seq);
+      this.sentAt?.delete(seq);
       this.error(seq, 'unavailable', message);
     }
   }
@@ -83,6 +103,7 @@ export class ClientConn {
 
   kick(code: KickCodeValue, reason: string): void {
     if (this.conn.closed) return;
+    countKick(code);
     this.conn.send(C.Kick.id, 0, C.Kick.encode({ code, reason }));
     this.conn.close(`kicked (${code}): ${reason}`);
   }

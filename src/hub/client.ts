@@ -7,6 +7,8 @@ import type { MessageType } from '../wire/message-type.js';
 import { Channels, type ChannelHandler, type DeliveryInfo, type RawChannelHandler, type Unsubscribe } from './channels.js';
 import { channelProblem, HUB_DEFAULTS, throttled } from './limits.js';
 import { H, PublishBytes } from './messages.js';
+import { context, tracingOn } from '../observe/tracing.js';
+import { hubClients } from './metrics.js';
 
 export interface HubOptions {
   /** The hub service's name in discovery (default "hub"). */
@@ -106,6 +108,8 @@ export class Hub extends EventEmitter<HubEvents> {
     node.on('peerDown', (peer) => peer.name === this.service && this.hubDown(peer.id));
     // Created after the node connected: the hub's peerUp has already passed.
     for (const peer of node.instances(this.service)) this.hubUp(peer.id);
+    hubClients.add(this);
+    node.once('stopping', () => hubClients.retire(this));
   }
 
   // ---- subscribing ----------------------------------------------------------
@@ -168,7 +172,7 @@ export class Hub extends EventEmitter<HubEvents> {
     const bytes = H.Publish.encode({ channel, msg_id: msgId, body });
     if (this.queue.length === 0) {
       const hub = this.target();
-      if (hub && hub.pending === 0 && this.node.sendToPeer(hub.id, PublishBytes, { bytes })) {
+      if (hub && hub.pending === 0 && this.node.sendToPeer(hub.id, PublishBytes, { bytes }, tracingOn() ? context.active() : undefined)) {
         this.counts.published++;
         return true;
       }

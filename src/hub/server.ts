@@ -4,6 +4,8 @@ import type { PeerInfo } from '../service/rpc.js';
 import { asBytes } from '../wire/message-type.js';
 import { channelProblem, HUB_DEFAULTS, throttled } from './limits.js';
 import { DeliverBytes, H, type Publish } from './messages.js';
+import { ATTR, context, trace, tracingOn } from '../observe/tracing.js';
+import { hubServers } from './metrics.js';
 
 export interface HubServerOptions {
   /** Channels one subscriber may hold at once (default 10,000). */
@@ -128,16 +130,22 @@ export function startHub(node: ServiceNode, options: HubServerOptions = {}): Hub
     if (!subs) return;
     // Encoded once; every subscriber gets the same bytes.
     const bytes = H.Deliver.encode({ channel: msg.channel, msg_id: msg.msg_id, body, publisher: publisher.id });
+    // Traced publishes (the publisher sent a TraceContext) carry the relay's span on to every delivery.
+    const traced = tracingOn() ? context.active() : undefined;
+    if (traced) trace.getSpan(traced)?.setAttribute(ATTR.channel, msg.channel);
     for (const id of subs) {
-      if (node.sendToPeer(id, DeliverBytes, { bytes })) stats.delivered++;
+      if (node.sendToPeer(id, DeliverBytes, { bytes }, traced)) stats.delivered++;
       else stats.undeliverable++;
     }
   }
 
-  return {
+  const server: HubServer = {
     node,
     stats: () => ({ subscribers: subscribers.size, channels: byChannel.size, ...stats }),
     subscribersOf: (channel) => [...(byChannel.get(channel) ?? [])],
     channelsOf: (id) => [...(subscribers.get(id) ?? [])],
   };
+  hubServers.add(server);
+  node.once('stopping', () => hubServers.retire(server));
+  return server;
 }

@@ -4,17 +4,17 @@
  * the least-loaded gateway's address, so clients need only the login URL.
  * The same server serves the demo's static web page.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { DiscoveryError } from '../discovery/types.js';
 import type { Logger } from '../log/index.js';
 import type { ServiceNode } from '../service/node.js';
 import { AccountStore, checkCredentials } from './accounts.js';
 import { AgentPicker } from './agents.js';
-import { HttpError, discard, readJsonBody, sendJson } from './http-util.js';
+import { answerClientError, HttpError, discard, listenHttp, readJsonBody, sendJson } from '../service/http-util.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { serveStatic, staticRoot } from './static.js';
 import { issueToken, loadJwtKey } from './tokens.js';
+import { countLogin, loginResult } from './metrics.js';
 
 export const MAX_LOGIN_BODY = 8 * 1024;
 export const NO_AGENT_MESSAGE = 'no gateway (agent) is available right now';
@@ -83,9 +83,9 @@ export async function startLogin(options: LoginOptions): Promise<LoginServer> {
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;
   server.keepAliveTimeout = 5000;
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket));
+  server.on('clientError', answerClientError);
   try {
-    await listen(server, options.port ?? 8080, options.host ?? '127.0.0.1');
+    await listenHttp(server, options.port ?? 8080, options.host ?? '127.0.0.1');
   } catch (err) {
     picker.close();
     throw err;
@@ -125,7 +125,15 @@ async function handle(ctx: Handler, req: IncomingMessage, res: ServerResponse): 
   const method = req.method ?? 'GET';
   if (pathname === '/api/login') {
     if (method !== 'POST') throw methodNotAllowed(req, 'POST');
-    return sendJson(req, res, 200, await login(ctx, req));
+    const started = performance.now();
+    try {
+      const reply = await login(ctx, req);
+      countLogin(loginResult(200, reply.created), started);
+      return sendJson(req, res, 200, reply);
+    } catch (err) {
+      countLogin(loginResult(err instanceof HttpError ? err.status : err instanceof DiscoveryError ? 503 : 500), started);
+      throw err;
+    }
   }
   if (pathname === '/api/health') {
     if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(req, 'GET, HEAD');
@@ -178,25 +186,4 @@ function fail(ctx: Handler, req: IncomingMessage, res: ServerResponse, err: unkn
   }
   ctx.log.error({ err, url: req.url }, 'login request failed');
   sendJson(req, res, 500, { error: 'internal error' });
-}
-
-/** Malformed HTTP never reaches the handler; it still gets a JSON answer when the socket can take one. */
-function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-  if (err.code === 'ECONNRESET' || !socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-  const body = JSON.stringify({ error: status === 431 ? 'request headers too large' : status === 408 ? 'request timeout' : 'malformed HTTP request' });
-  socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-}
-
-function listen(server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }

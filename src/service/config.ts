@@ -61,6 +61,8 @@ export interface ServiceConfig {
   readonly cluster: number;
   /** host:port of the service's own port; port 0 picks a free one. */
   readonly listen: string;
+  /** host:port of the admin HTTP port (/metrics, /status); '' = off; port 0 picks a free one. */
+  readonly admin: string;
 }
 
 export class ConfigError extends Error {
@@ -98,6 +100,7 @@ export const STANDARD_FLAGS = {
   token: { type: 'string', default: '', description: 'cluster secret' },
   cluster: { type: 'integer', default: 1, description: `cluster number of logical addresses (0..${MAX_CLUSTER})`, validate: inRange(0, MAX_CLUSTER) },
   listen: { type: 'string', default: '127.0.0.1:0', description: "host:port of the service's own port", validate: checkHostPort },
+  admin: { type: 'string', default: '', description: "host:port of the admin HTTP port (/metrics, /status; needs the token as a bearer token); '' = off", validate: (v: string) => (v === '' ? undefined : checkHostPort(v)) },
 } as const satisfies Record<keyof ServiceConfig, FlagSpec>;
 
 // Fails to compile when a flag's type and its ServiceConfig field drift apart (`satisfies` above keeps the keys in step).

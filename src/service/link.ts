@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Context } from '@opentelemetry/api';
 import type { Session } from '../net/session.js';
 import { RpcError } from './errors.js';
 import { L, LINK_PROTOCOL, type LinkHello, type LinkWelcome } from './messages.js';
@@ -22,6 +23,8 @@ export type FrameHandler = (msgId: number, seq: number, body: Buffer) => void;
 export class Link {
   private backlog: Array<[number, number, Buffer]> | undefined = [];
   private handler: FrameHandler | undefined;
+  /** The trace context a TraceContext frame left for the next frame (service/trace.ts). */
+  trace: Context | undefined;
 
   constructor(
     readonly session: Session,

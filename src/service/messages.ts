@@ -7,6 +7,7 @@ export interface RpcErrorMsg { code: string; message: string }
 export interface RpcCancel { reason: string }
 export interface LoadReport { load: number }
 export type Draining = Record<string, never>;
+export interface TraceContextMsg { fields: Record<string, string> }
 
 export const LINK_PROTOCOL = 1;
 
@@ -21,6 +22,7 @@ export const L = {
   RpcCancel: t<RpcCancel>('RpcCancel'),
   LoadReport: t<LoadReport>('LoadReport'),
   Draining: t<Draining>('Draining'),
+  TraceContext: t<TraceContextMsg>('TraceContext'),
 } as const;
 
 export interface StreamOpen { window: number; meta: Record<string, string> }

@@ -17,6 +17,10 @@ import type { Peer } from './peer.js';
 import { Peers } from './peers.js';
 import { RpcEngine, type ClientInterceptor, type Init, type MessageHandler, type PeerInfo, type RpcHandler, type ServerInterceptor } from './rpc.js';
 import { Selector, type Strategy } from './select.js';
+import type { AdminServer } from './admin.js';
+import { memoryStatus, startNodeAdmin, type NodeStatus } from './node-admin.js';
+import { sendTraceContext } from './trace.js';
+import { context, tracingOn, type Context } from '../observe/tracing.js';
 import { StreamHub, type MeshStream, type OpenStreamOptions, type StreamHandler, type StreamOptions } from './stream/index.js';
 import { resolveServiceType } from './type-table.js';
 
@@ -31,6 +35,8 @@ export interface NodeConfig {
   token: string | undefined;
   /** Logical-address type; -1 (the default): this service name's number in config/types, assigned on first use. */
   svctype: number;
+  /** host:port of the admin HTTP port; '' or undefined = none. */
+  admin?: string;
 }
 
 export interface ServiceNodeOptions {
@@ -117,6 +123,9 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private isReady = false;
   private stopPromise: Promise<void> | undefined;
+  private adminServer: AdminServer | undefined;
+  private readonly statusSources: Array<() => Record<string, unknown>> = [];
+  private readonly startedAt = Date.now();
 
   constructor(options: ServiceNodeOptions) {
     super();
@@ -127,7 +136,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.fixedType = this.config.svctype >= 0 ? this.config.svctype : options.type;
     this.log = options.logger ?? createLogger(`service.${options.name}`);
     this.dependencies = new Set(options.dependencies ?? []);
-    this.rpc = new RpcEngine({ maxInflight: options.maxInflight ?? 10_000, logger: this.log });
+    this.rpc = new RpcEngine({ maxInflight: options.maxInflight ?? 10_000, logger: this.log, selfId: this.id });
     this.streams = new StreamHub({ ...options.streams, selfId: this.id, log: this.log, active: () => this.state !== 'stopping' && this.state !== 'stopped', defaultTimeoutMs: options.callTimeoutMs ?? 5000 });
     const addr = packAddr({ cluster: this.config.cluster, type: this.fixedType ?? 0, index: this.config.svcindex });
     this.identity = { id: this.id, name: this.name, addr, secret: this.config.token || undefined, load: () => this.load };
@@ -208,6 +217,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       for (const w of this.watches.splice(0)) w.stop();
       this.directory?.close();
       await this.listener?.close();
+      await this.adminServer?.close();
       if (!this.opts.discovery) await this.disco?.close().catch(() => {});
       this.state = 'stopped';
       throw err;
@@ -230,9 +240,13 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.listener = await listenTcp({ host, port, maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000 }, (session) => {
       acceptLink(session, this.identity, 5000).then(
         (link) => this.peers.addLink(link),
-        (err: Error) => this.log.warn({ remote: session.remoteAddress, err: err.message }, 'refused a link'),
+        (err: Error) => {
+          this.peers.refused++;
+          this.log.warn({ remote: session.remoteAddress, err: err.message }, 'refused a link');
+        },
       );
     });
+    if (this.config.admin) this.adminServer = await startNodeAdmin(this);
     for (const dep of this.dependencies) await this.watchDependency(dep);
     this.directory.onConflict(this.id, (err) => this.onConflict(err));
     await registerWhenFree(this.disco, this.descriptor(), this.log, this.opts.claimWaitMs ?? 30_000);
@@ -317,7 +331,50 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       id: this.id,
       host: listener.host,
       port: listener.port,
-      meta: { ...this.opts.meta, ...this.extraMeta, addr: this.logicalAddress, group: this.config.svcgroup, index: String(this.config.svcindex), ...(this.config.wanip ? { wan: this.config.wanip } : {}) },
+      meta: {
+        ...this.opts.meta,
+        ...this.extraMeta,
+        addr: this.logicalAddress,
+        group: this.config.svcgroup,
+        index: String(this.config.svcindex),
+        ...(this.config.wanip ? { wan: this.config.wanip } : {}),
+        ...(this.adminServer ? { admin: this.adminServer.address } : {}),
+      },
+    };
+  }
+
+  /** The admin HTTP server (`--admin`), once started: add routes to it. */
+  get admin(): AdminServer | undefined {
+    return this.adminServer;
+  }
+
+  /** Adds fields to GET /status on the admin port (e.g. the agent's client counts). */
+  addStatus(fn: () => Record<string, unknown>): void {
+    this.statusSources.push(fn);
+  }
+
+  /** What GET /status on the admin port answers. */
+  status(): NodeStatus {
+    const links = [];
+    for (const p of this.peers.all()) {
+      if (p.connected) links.push({ id: p.id, name: p.name, addr: formatAddr(p.addr), load: p.load, draining: p.draining, dialed: p.link?.dialedByMe ?? false });
+    }
+    const extra: Record<string, unknown> = {};
+    for (const fn of this.statusSources) Object.assign(extra, fn());
+    return {
+      ...extra,
+      id: this.id,
+      name: this.name,
+      addr: this.logicalAddress,
+      address: this.listener ? `${this.listener.host}:${this.listener.port}` : '',
+      group: this.config.svcgroup,
+      state: this.state,
+      ready: this.isReady,
+      load: this.load,
+      links,
+      memory: memoryStatus(),
+      uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
+      pid: process.pid,
     };
   }
 
@@ -365,6 +422,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.rpc.close();
     await this.listener?.close();
     if (!this.opts.discovery) await this.disco?.close();
+    await this.adminServer?.close();
     this.state = 'stopped';
     if (ServiceNode.current === this) ServiceNode.current = undefined;
     this.log.info('stopped');
@@ -418,10 +476,15 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     return this.peers.get(id)?.connected ?? false;
   }
 
-  /** Hot-path one-way send to a linked peer; false (nothing queued) if it is not linked. */
-  sendToPeer<T>(id: string, type: MessageType<T>, msg: Init<T>): boolean {
+  /**
+   * Hot-path one-way send to a linked peer; false (nothing queued) if it is
+   * not linked. With `trace`, the span in that context travels with the message.
+   */
+  sendToPeer<T>(id: string, type: MessageType<T>, msg: Init<T>, trace?: Context): boolean {
     const link = this.peers.get(id)?.link;
-    return link !== undefined && this.rpc.sendMessage(link, type, msg);
+    if (link === undefined) return false;
+    if (trace !== undefined) sendTraceContext(link.session, trace);
+    return this.rpc.sendMessage(link, type, msg);
   }
 
   // ---- sending ------------------------------------------------------------
@@ -429,6 +492,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   /** One-way message. Resolves once it is handed to the link (queued if the peer is connecting). */
   async send<T>(target: Target, type: MessageType<T>, msg: Init<T>, options: CallOptions = {}): Promise<void> {
     const link = await this.resolve(target, options);
+    if (tracingOn()) sendTraceContext(link.session, context.active());
     if (!this.rpc.sendMessage(link, type, msg)) throw new RpcError('unavailable', `link to ${link.peerId} is closed`);
   }
 

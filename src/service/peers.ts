@@ -7,6 +7,7 @@ import { dialLink, type Link, type LinkIdentity } from './link.js';
 import { L } from './messages.js';
 import { Peer } from './peer.js';
 import type { RpcEngine } from './rpc.js';
+import { linkTables, type LinkCounts } from './metrics.js';
 import { isStreamFrame, type StreamHub } from './stream/index.js';
 
 /**
@@ -42,14 +43,29 @@ export interface PeerHost {
  * authenticated link each; and, per service name, the connected and
  * non-draining instances that calls may pick from.
  */
-export class Peers {
+export class Peers implements LinkCounts {
   private readonly byId = new Map<string, Peer>();
   private readonly byAddr = new Map<number, Peer>();
   private readonly candidates = new Map<string, Peer[]>();
   /** Losing duplicate links, still delivering what is in flight on them. */
   private readonly retiring = new Map<Link, NodeJS.Timeout>();
+  /** Peers that had a link once: another one is a reconnect. */
+  private readonly linkedBefore = new WeakSet<Peer>();
+  reconnects = 0;
+  dialFailures = 0;
+  /** Links refused in the handshake (counted by the node, which accepts them). */
+  refused = 0;
 
-  constructor(private readonly host: PeerHost) {}
+  constructor(private readonly host: PeerHost) {
+    linkTables.add(this);
+  }
+
+  /** Connected peers by service name. */
+  up(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const p of this.byId.values()) if (p.connected) out.set(p.name, (out.get(p.name) ?? 0) + 1);
+    return out;
+  }
 
   get(id: string): Peer | undefined {
     return this.byId.get(id);
@@ -86,6 +102,7 @@ export class Peers {
       link.session.close(reason);
     }
     this.retiring.clear();
+    linkTables.retire(this);
   }
 
   /** A registry change for a watched dependency: dial what appeared (if the link rule matches), stop redialing what left. */
@@ -144,6 +161,7 @@ export class Peers {
         },
         (err: Error) => {
           peer.dialing = false;
+          this.dialFailures++;
           this.host.log.debug({ peer: peer.id, err: err.message }, 'dial failed');
           // Calls waiting for this peer fail now rather than at their deadline; later ones wait for the redial.
           peer.failWaiters(new RpcError('unavailable', `cannot connect to ${peer.id}: ${err.message}`));
@@ -205,6 +223,8 @@ export class Peers {
     if (replacing) {
       this.host.log.debug({ peer: peer.id, dialed: link.dialedByMe }, 'duplicate link resolved');
     } else {
+      if (this.linkedBefore.has(peer)) this.reconnects++;
+      this.linkedBefore.add(peer);
       this.host.log.info({ peer: peer.id, addr: formatAddr(peer.addr), dialed: link.dialedByMe }, 'peer up');
     }
     this.host.peerUp(peer, replacing);

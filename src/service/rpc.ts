@@ -1,9 +1,13 @@
 import type { Logger } from '../log/index.js';
+import { metricsOn } from '../observe/metrics.js';
+import { ATTR, endSpan, SpanKind, startSpan, contextOf, tracingOn, withSpan, type Context, type Span } from '../observe/tracing.js';
 import { logMessage } from '../log/msglog.js';
 import type { MessageType } from '../wire/registry.js';
 import { RpcError } from './errors.js';
 import type { Link } from './link.js';
 import { L } from './messages.js';
+import { ClientMethod, CodeCounts, retireRpc, rpcEngines, ServerMethod, type RpcCounts } from './metrics.js';
+import { receiveTraceContext, sendTraceContext, takeTraceContext } from './trace.js';
 
 /** Responses carry the call id with the top bit set; requests without; one-way messages use 0. */
 export const RESPONSE_BIT = 0x80000000;
@@ -46,8 +50,8 @@ export type Init<T> = Partial<T>;
 export type RpcHandler<Req, Res> = (req: Req, ctx: CallContext) => Init<Res> | Promise<Init<Res>>;
 export type MessageHandler<T> = (msg: T, ctx: CallContext) => void | Promise<void>;
 
-type RpcEntry = { kind: 'rpc'; req: MessageType<unknown>; res: MessageType<unknown>; fn: RpcHandler<unknown, unknown> };
-type Entry = RpcEntry | { kind: 'message'; type: MessageType<unknown>; fn: MessageHandler<unknown> };
+type RpcEntry = { kind: 'rpc'; req: MessageType<unknown>; res: MessageType<unknown>; fn: RpcHandler<unknown, unknown>; stats: ServerMethod };
+type Entry = RpcEntry | { kind: 'message'; type: MessageType<unknown>; fn: MessageHandler<unknown>; stats: ServerMethod };
 
 interface PendingCall {
   readonly res: MessageType<unknown>;
@@ -55,6 +59,10 @@ interface PendingCall {
   readonly deadline: number;
   readonly resolve: (v: unknown) => void;
   readonly reject: (e: Error) => void;
+  readonly stats: ClientMethod;
+  /** performance.now() at send, when metrics are on; else 0. */
+  readonly sentAt: number;
+  readonly span: Span | undefined;
 }
 
 /** One incoming call's context; the AbortController is made only if a handler asks for the signal. */
@@ -79,14 +87,19 @@ class IncomingContext implements CallContext {
 export interface RpcOptions {
   maxInflight: number;
   logger: Logger;
+  /** This node's service id, for spans. */
+  selfId?: string;
 }
 
 /**
  * Calls and handlers over links: correlation ids, deadlines, cancellation,
  * typed remote errors, interceptors, and the drain gate used by shutdown.
  */
-export class RpcEngine {
+export class RpcEngine implements RpcCounts {
   private readonly handlers = new Map<number, Entry>();
+  readonly client = new Map<number, ClientMethod>();
+  readonly server = new Map<number, ServerMethod>();
+  readonly unknown = new CodeCounts();
   private readonly pending = new Map<number, PendingCall>();
   private readonly incoming = new Map<Link, Map<number, IncomingContext>>();
   private nextCallId = 0;
@@ -101,6 +114,7 @@ export class RpcEngine {
   constructor(private readonly opts: RpcOptions) {
     this.sweeper = setInterval(() => this.sweep(), 20);
     this.sweeper.unref();
+    rpcEngines.add(this);
   }
 
   get inflight(): number {
@@ -113,12 +127,24 @@ export class RpcEngine {
 
   handleRpc<Req, Res>(req: MessageType<Req>, res: MessageType<Res>, fn: RpcHandler<Req, Res>): void {
     this.claim(req.id, req.name);
-    this.handlers.set(req.id, { kind: 'rpc', req, res, fn } as Entry);
+    this.handlers.set(req.id, { kind: 'rpc', req, res, fn, stats: this.serverMethod(req) } as Entry);
   }
 
   handleMessage<T>(type: MessageType<T>, fn: MessageHandler<T>): void {
     this.claim(type.id, type.name);
-    this.handlers.set(type.id, { kind: 'message', type, fn } as Entry);
+    this.handlers.set(type.id, { kind: 'message', type, fn, stats: this.serverMethod(type) } as Entry);
+  }
+
+  private serverMethod(type: MessageType<unknown>): ServerMethod {
+    let m = this.server.get(type.id);
+    if (!m) this.server.set(type.id, (m = new ServerMethod(type.name)));
+    return m;
+  }
+
+  private clientMethod(type: MessageType<unknown>): ClientMethod {
+    let m = this.client.get(type.id);
+    if (!m) this.client.set(type.id, (m = new ClientMethod(type.name)));
+    return m;
   }
 
   private claim(id: number, name: string): void {
@@ -146,23 +172,41 @@ export class RpcEngine {
     if (signal?.aborted) return Promise.reject(new RpcError('cancelled', 'the call was cancelled before it was sent'));
     this.nextCallId = this.nextCallId >= MAX_CALL_ID ? 1 : this.nextCallId + 1;
     const id = this.nextCallId;
+    const stats = this.clientMethod(req as MessageType<unknown>);
+    const sentAt = metricsOn() ? performance.now() : 0;
+    const span = tracingOn() ? startSpan(req.name, SpanKind.CLIENT, { [ATTR.method]: req.name, [ATTR.service]: this.opts.selfId ?? '', [ATTR.peer]: link.peerId }) : undefined;
     return new Promise<Res>((resolve, reject) => {
       const deadline = Date.now() + timeoutMs;
+      let call: PendingCall;
       if (signal) {
         const onAbort = () => this.abandon(id, new RpcError('cancelled', 'the call was cancelled'), 'cancelled by the caller');
         signal.addEventListener('abort', onAbort, { once: true });
         const clear = () => signal.removeEventListener('abort', onAbort);
-        this.pending.set(id, { res, link, deadline, resolve: (v) => (clear(), resolve(v as Res)), reject: (e) => (clear(), reject(e)) });
+        call = { res, link, deadline, resolve: (v) => (clear(), resolve(v as Res)), reject: (e) => (clear(), reject(e)), stats, sentAt, span };
       } else {
-        this.pending.set(id, { res, link, deadline, resolve: resolve as (v: unknown) => void, reject });
+        call = { res, link, deadline, resolve: resolve as (v: unknown) => void, reject, stats, sentAt, span };
       }
+      this.pending.set(id, call);
+      if (span) sendTraceContext(link.session, contextOf(span));
       const body = req.encode(request as Req);
       logMessage(this.opts.logger, 'send', req.name, link.peerId, body.length);
       if (!link.session.send(req.id, id, body)) {
         this.pending.delete(id);
-        reject(new RpcError('unavailable', `link to ${link.peerId} is closed`));
+        this.fail(call, new RpcError('unavailable', `link to ${link.peerId} is closed`));
       }
     });
+  }
+
+  /** A pending call is answered: counted, timed, its span ended. */
+  private settle(p: PendingCall, code: string, message?: string): void {
+    p.stats.codes.add(code);
+    if (p.sentAt !== 0) p.stats.latency.observeSince(p.sentAt);
+    if (p.span) endSpan(p.span, code, message);
+  }
+
+  private fail(p: PendingCall, err: RpcError): void {
+    this.settle(p, err.code, err.message);
+    p.reject(err);
   }
 
   /** Fails a pending call locally and tells the callee to stop. */
@@ -171,7 +215,7 @@ export class RpcEngine {
     if (!p) return;
     this.pending.delete(id);
     p.link.session.send(L.RpcCancel.id, id, L.RpcCancel.encode({ reason }));
-    p.reject(err);
+    this.fail(p, err);
   }
 
   private sweep(): void {
@@ -186,7 +230,10 @@ export class RpcEngine {
 
   /** Every non-link frame from a peer lands here. */
   dispatch(link: Link, peer: PeerInfo, msgId: number, seq: number, body: Buffer): void {
-    if (seq === 0) return this.onMessage(peer, msgId, body);
+    if (seq === 0) {
+      if (msgId === L.TraceContext.id) return receiveTraceContext(link, body);
+      return this.onMessage(link, peer, msgId, body);
+    }
     if (seq & RESPONSE_BIT) return this.onResponse(link, msgId, (seq & MAX_CALL_ID) >>> 0, body);
     if (msgId === L.RpcCancel.id) {
       this.incoming.get(link)?.get(seq)?.abort(L.RpcCancel.decode(body).reason || 'cancelled');
@@ -203,25 +250,28 @@ export class RpcEngine {
     logMessage(this.opts.logger, 'recv', msgId === L.RpcError.id ? L.RpcError.name : p.res.name, link.peerId, body.length);
     if (msgId === L.RpcError.id) {
       const e = L.RpcError.decode(body);
-      return p.reject(RpcError.fromWire(e.code, e.message));
+      return this.fail(p, RpcError.fromWire(e.code, e.message));
     }
-    if (msgId !== p.res.id) return p.reject(new RpcError('bad_request', `expected ${p.res.name} (${p.res.id}), got message ${msgId}`));
+    if (msgId !== p.res.id) return this.fail(p, new RpcError('bad_request', `expected ${p.res.name} (${p.res.id}), got message ${msgId}`));
     let value: unknown;
     try {
       value = p.res.decode(body);
     } catch (err) {
-      return p.reject(new RpcError('bad_request', `undecodable ${p.res.name}: ${(err as Error).message}`));
+      return this.fail(p, new RpcError('bad_request', `undecodable ${p.res.name}: ${(err as Error).message}`));
     }
+    this.settle(p, 'ok');
     p.resolve(value);
   }
 
-  private onMessage(peer: PeerInfo, msgId: number, body: Buffer): void {
+  private onMessage(link: Link, peer: PeerInfo, msgId: number, body: Buffer): void {
+    const parent = takeTraceContext(link);
     const h = this.handlers.get(msgId);
     if (!h || h.kind !== 'message') {
       this.unknownMessages++;
       this.opts.logger.debug({ peer: peer.id, msgId }, 'dropped a message with no handler');
       return;
     }
+    h.stats.received++;
     logMessage(this.opts.logger, 'recv', h.type.name, peer.id, body.length);
     let msg: unknown;
     try {
@@ -232,42 +282,56 @@ export class RpcEngine {
     }
     const ctx = new IncomingContext(peer, h.type.name);
     const run = () => Promise.resolve(h.fn(msg, ctx));
+    const invoke = () => (this.serverInterceptors.length === 0 ? run() : runChain(this.serverInterceptors, { kind: 'message', method: h.type.name, peer, request: msg }, run));
+    // One-way messages get a span only when the sender traced them: a message is a hop of some trace, not a root.
+    const span = parent !== undefined ? this.serverSpan(h.type.name, SpanKind.CONSUMER, peer, parent) : undefined;
     let done: Promise<unknown>;
     try {
-      done = this.serverInterceptors.length === 0 ? run() : runChain(this.serverInterceptors, { kind: 'message', method: h.type.name, peer, request: msg }, run);
+      done = span ? withSpan(span, parent, invoke) : invoke();
     } catch (err) {
       // A synchronous throw must not escape into the link and close it.
       done = Promise.reject(err as Error);
     }
+    if (span) done.then(() => endSpan(span, 'ok'), (err: Error) => endSpan(span, 'application', err?.message));
     done.catch((err: Error) => this.opts.logger.error({ peer: peer.id, msg: h.type.name, err }, 'message handler failed'));
   }
 
+  private serverSpan(method: string, kind: SpanKind, peer: PeerInfo, parent: Context | undefined): Span {
+    return startSpan(method, kind, { [ATTR.method]: method, [ATTR.service]: this.opts.selfId ?? '', [ATTR.peer]: peer.id }, parent);
+  }
+
   private onRequest(link: Link, peer: PeerInfo, msgId: number, seq: number, body: Buffer): void {
+    const parent = takeTraceContext(link);
     const h = this.handlers.get(msgId);
     logMessage(this.opts.logger, 'recv', h?.kind === 'rpc' ? h.req.name : `#${msgId}`, peer.id, body.length);
-    if (this.draining) return this.replyError(link, seq, 'unavailable', 'the service is shutting down');
-    if (!h || h.kind !== 'rpc') return this.replyError(link, seq, 'unknown_method', `no handler for message ${msgId}`);
-    if (this.inflightCount >= this.opts.maxInflight) return this.replyError(link, seq, 'busy', `over ${this.opts.maxInflight} calls in flight`);
+    if (!h || h.kind !== 'rpc') {
+      const code = this.draining ? 'unavailable' : 'unknown_method';
+      this.unknown.add(code);
+      return this.replyError(link, seq, code, this.draining ? 'the service is shutting down' : `no handler for message ${msgId}`);
+    }
+    if (this.draining) return this.refuse(h, link, seq, 'unavailable', 'the service is shutting down');
+    if (this.inflightCount >= this.opts.maxInflight) return this.refuse(h, link, seq, 'busy', `over ${this.opts.maxInflight} calls in flight`);
     let req: unknown;
     try {
       req = h.req.decode(body);
     } catch (err) {
-      return this.replyError(link, seq, 'bad_request', `undecodable ${h.req.name}: ${(err as Error).message}`);
+      return this.refuse(h, link, seq, 'bad_request', `undecodable ${h.req.name}: ${(err as Error).message}`);
     }
     const ctx = new IncomingContext(peer, h.req.name);
+    // A request from a caller that does not trace starts a trace here (when this process traces), as an HTTP server would.
+    const span = tracingOn() ? this.serverSpan(h.req.name, SpanKind.SERVER, peer, parent) : undefined;
+    const invoke = () =>
+      this.serverInterceptors.length === 0 ? h.fn(req, ctx) : runChain(this.serverInterceptors, { kind: 'rpc', method: h.req.name, peer, request: req }, () => Promise.resolve(h.fn(req, ctx)));
     let result: unknown;
     try {
-      result =
-        this.serverInterceptors.length === 0
-          ? h.fn(req, ctx)
-          : runChain(this.serverInterceptors, { kind: 'rpc', method: h.req.name, peer, request: req }, () => Promise.resolve(h.fn(req, ctx)));
+      result = span ? withSpan(span, parent, invoke) : invoke();
     } catch (err) {
       // A handler that throws instead of returning fails the call, as a rejection would.
-      return this.replyFailure(link, seq, err);
+      return this.replyFailure(link, h, seq, err, span);
     }
     // Hot path: a handler that answers synchronously is answered now, with no
     // promises and no in-flight bookkeeping (nothing can cancel it meanwhile).
-    if (!isThenable(result)) return this.replyResult(link, h, seq, result);
+    if (!isThenable(result)) return this.replyResult(link, h, seq, result, span);
     // Registered after the handler started: no frame (a cancel) can arrive in between.
     let calls = this.incoming.get(link);
     if (!calls) this.incoming.set(link, (calls = new Map()));
@@ -282,30 +346,39 @@ export class RpcEngine {
     };
     result.then(
       (res) => {
-        this.replyResult(link, h, seq, res);
+        this.replyResult(link, h, seq, res, span);
         settle();
       },
       (err: unknown) => {
-        this.replyFailure(link, seq, err);
+        this.replyFailure(link, h, seq, err, span);
         settle();
       },
     );
   }
 
-  private replyResult(link: Link, h: RpcEntry, seq: number, res: unknown): void {
+  private replyResult(link: Link, h: RpcEntry, seq: number, res: unknown, span: Span | undefined): void {
     let encoded: Uint8Array;
     try {
       encoded = h.res.encode(res as Partial<unknown>);
     } catch (err) {
-      return this.replyError(link, seq, 'application', `cannot encode ${h.res.name}: ${(err as Error).message}`);
+      return this.refuse(h, link, seq, 'application', `cannot encode ${h.res.name}: ${(err as Error).message}`, span);
     }
+    h.stats.codes.ok++;
+    if (span) endSpan(span, 'ok');
     logMessage(this.opts.logger, 'send', h.res.name, link.peerId, encoded.length);
     link.session.send(h.res.id, (seq | RESPONSE_BIT) >>> 0, encoded);
   }
 
-  private replyFailure(link: Link, seq: number, err: unknown): void {
-    if (err instanceof RpcError) return this.replyError(link, seq, err.code, err.message);
-    this.replyError(link, seq, 'application', (err as Error | undefined)?.message ?? String(err));
+  private replyFailure(link: Link, h: RpcEntry, seq: number, err: unknown, span: Span | undefined): void {
+    if (err instanceof RpcError) return this.refuse(h, link, seq, err.code, err.message, span);
+    this.refuse(h, link, seq, 'application', (err as Error | undefined)?.message ?? String(err), span);
+  }
+
+  /** Answers a call of a known method with an error, counted by code. */
+  private refuse(h: RpcEntry, link: Link, seq: number, code: string, message: string, span?: Span): void {
+    h.stats.codes.add(code);
+    if (span) endSpan(span, code, message);
+    this.replyError(link, seq, code, message);
   }
 
   private replyError(link: Link, seq: number, code: string, message: string): void {
@@ -326,7 +399,7 @@ export class RpcEngine {
     for (const [id, p] of this.pending) {
       if (p.link !== link) continue;
       this.pending.delete(id);
-      p.reject(new RpcError('unavailable', `link to ${link.peerId} lost: ${reason}`));
+      this.fail(p, new RpcError('unavailable', `link to ${link.peerId} lost: ${reason}`));
     }
     const calls = this.incoming.get(link);
     if (calls) for (const ctx of calls.values()) ctx.abort(`link lost: ${reason}`);
@@ -349,8 +422,9 @@ export class RpcEngine {
 
   close(): void {
     clearInterval(this.sweeper);
-    for (const p of this.pending.values()) p.reject(new RpcError('unavailable', 'the service is stopped'));
+    for (const p of this.pending.values()) this.fail(p, new RpcError('unavailable', 'the service is stopped'));
     this.pending.clear();
+    retireRpc(this);
   }
 }
 

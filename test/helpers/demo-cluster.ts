@@ -21,10 +21,12 @@ export async function startDemoCluster(dataDir: string, options: Omit<StartOptio
     const sdPort = await freePort();
     let httpPort = await freePort();
     while (httpPort === sdPort) httpPort = await freePort();
+    let dashPort = await freePort();
+    while (dashPort === sdPort || dashPort === httpPort) dashPort = await freePort();
     const cluster = startCluster(path.join(ROOT, 'demo', 'cluster.json'), {
       ...options,
       cwd: ROOT,
-      vars: { sdaddr: `127.0.0.1:${sdPort}`, http: `127.0.0.1:${httpPort}`, data: path.join(dataDir, `start-${attempt}`) },
+      vars: { sdaddr: `127.0.0.1:${sdPort}`, http: `127.0.0.1:${httpPort}`, dashboard: `127.0.0.1:${dashPort}`, data: path.join(dataDir, `start-${attempt}`) },
     });
     try {
       await cluster.ready;

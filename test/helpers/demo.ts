@@ -29,7 +29,7 @@ export async function startDemo(defer: Defer, options: { env?: NodeJS.ProcessEnv
   let output = '';
   const cluster = startCluster(path.join(ROOT, 'demo', 'cluster.json'), {
     cwd: ROOT,
-    vars: { sdaddr: `127.0.0.1:${sdPort}`, http: `127.0.0.1:${httpPort}`, data: dir },
+    vars: { sdaddr: `127.0.0.1:${sdPort}`, http: `127.0.0.1:${httpPort}`, dashboard: `127.0.0.1:${await freePort()}`, data: dir },
     env: options.env,
     color: false,
     write: (s) => (output += s),

@@ -1,5 +1,6 @@
-/** Small node:http helpers for the login endpoint: JSON replies and a bounded JSON body reader. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+/** Small node:http helpers for the HTTP endpoints (login, admin port, dashboard): JSON replies and a bounded JSON body reader. */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 
 /** A failure with the HTTP status and message the client should see. */
 export class HttpError extends Error {
@@ -77,4 +78,26 @@ export function discard(req: IncomingMessage): void {
     if (size > MAX_DISCARD) req.destroy();
   });
   req.on('error', () => {});
+}
+
+/** server.listen as a promise that rejects on a listen error (a port in use). */
+export function listenHttp(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** A server's 'clientError' handler: malformed HTTP never reaches the handler; it still gets a JSON answer when the socket can take one. */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const body = JSON.stringify({ error: status === 431 ? 'request headers too large' : status === 408 ? 'request timeout' : 'malformed HTTP request' });
+  socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
