@@ -44,6 +44,7 @@ test('defaults when nothing is given', () => {
     cluster: 1,
     listen: '127.0.0.1:0',
     admin: '',
+    export: false,
   });
   assert.deepEqual(values, {});
   assert.deepEqual(args, []);

@@ -63,6 +63,8 @@ export interface ServiceConfig {
   readonly listen: string;
   /** host:port of the admin HTTP port (/metrics, /status); '' = off; port 0 picks a free one. */
   readonly admin: string;
+  /** Visible to other clusters' lookups by type and selection by name (docs/clusters.md). */
+  readonly export: boolean;
 }
 
 export class ConfigError extends Error {
@@ -101,6 +103,7 @@ export const STANDARD_FLAGS = {
   cluster: { type: 'integer', default: 1, description: `cluster number of logical addresses (0..${MAX_CLUSTER})`, validate: inRange(0, MAX_CLUSTER) },
   listen: { type: 'string', default: '127.0.0.1:0', description: "host:port of the service's own port", validate: checkHostPort },
   admin: { type: 'string', default: '', description: "host:port of the admin HTTP port (/metrics, /status; needs the token as a bearer token); '' = off", validate: (v: string) => (v === '' ? undefined : checkHostPort(v)) },
+  export: { type: 'boolean', default: false, description: "let other clusters' nodes find, dial and select this node (docs/clusters.md)" },
 } as const satisfies Record<keyof ServiceConfig, FlagSpec>;
 
 // Fails to compile when a flag's type and its ServiceConfig field drift apart (`satisfies` above keeps the keys in step).

@@ -26,6 +26,8 @@ export class Directory {
     private readonly disco: Discovery,
     /** Called with a node's id when its state changes. */
     private readonly onStateChange: (id: string) => void,
+    /** Which registrations this node may see (cluster-scope.ts); all by default. */
+    private readonly visible: (desc: ServiceDesc) => boolean = () => true,
   ) {}
 
   async open(): Promise<void> {
@@ -51,7 +53,7 @@ export class Directory {
     for (const desc of (await this.allServices()).list()) {
       const text = desc.meta['addr'];
       const addr = text ? tryParse(text) : undefined;
-      if (addr !== undefined && unpackAddr(addr).type === type && this.available(desc.id)) found.push([addr, text as string]);
+      if (addr !== undefined && unpackAddr(addr).type === type && this.available(desc.id) && this.visible(desc)) found.push([addr, text as string]);
     }
     return found.sort((a, b) => a[0] - b[0]).map(([, text]) => text);
   }
@@ -74,10 +76,15 @@ export class Directory {
 
   /** The node that has a logical address, found in discovery (a lazy connect, as in clustergo). */
   async lookup(addr: number): Promise<ServiceDesc> {
-    const text = formatAddr(addr);
-    const found = (await this.disco.listServices()).find((d) => d.meta['addr'] === text);
-    if (!found) throw new RpcError('unavailable', `no service has logical address ${text}`);
+    const found = await this.find(addr);
+    if (!found) throw new RpcError('unavailable', `no service has logical address ${formatAddr(addr)}`);
     return found;
+  }
+
+  /** The visible node that has a logical address, if any. */
+  async find(addr: number): Promise<ServiceDesc | undefined> {
+    const text = formatAddr(addr);
+    return (await this.disco.listServices()).find((d) => d.meta['addr'] === text && this.visible(d));
   }
 
   /** The whole registry, watched from the first lookup by type on. */

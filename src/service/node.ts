@@ -9,7 +9,7 @@ import { listenTcp, type TcpListener } from '../net/tcp.js';
 import type { MessageType } from '../wire/registry.js';
 import { Directory, registerWhenFree } from './directory.js';
 import { RpcError, ServiceError } from './errors.js';
-import { formatAddr, packAddr, parseAddr, serviceId } from './identity.js';
+import { formatAddr, HARBOR_TYPE, packAddr, parseAddr, serviceId, unpackAddr } from './identity.js';
 import { acceptLink, type Link, type LinkIdentity } from './link.js';
 import { groupMatcher } from './link-rules.js';
 import { L } from './messages.js';
@@ -23,6 +23,9 @@ import { sendTraceContext } from './trace.js';
 import { context, tracingOn, type Context } from '../observe/tracing.js';
 import { StreamHub, type MeshStream, type OpenStreamOptions, type StreamHandler, type StreamOptions } from './stream/index.js';
 import { resolveServiceType } from './type-table.js';
+import { visibleInCluster, EXPORT_META } from './cluster-scope.js';
+import { RouteTable } from './route.js';
+import type { ServiceDesc as Desc } from '../discovery/types.js';
 
 /** The configuration a node needs; `loadConfig` produces a superset. */
 export interface NodeConfig {
@@ -37,6 +40,8 @@ export interface NodeConfig {
   svctype: number;
   /** host:port of the admin HTTP port; '' or undefined = none. */
   admin?: string;
+  /** Visible to other clusters (docs/clusters.md). */
+  export?: boolean;
 }
 
 export interface ServiceNodeOptions {
@@ -61,6 +66,8 @@ export interface ServiceNodeOptions {
   maxFrame?: number;
   /** How long start() waits for a crashed predecessor's registration of this id or address to expire. Default 30000. */
   claimWaitMs?: number;
+  /** See every cluster's registrations, not only this cluster's and the exported ones (a harbor's center side). */
+  allClusters?: boolean;
   /** Windows and limits of byte streams (`openStream`, `onStream`). */
   streams?: StreamOptions;
   logger?: Logger;
@@ -126,6 +133,8 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private adminServer: AdminServer | undefined;
   private readonly statusSources: Array<() => Record<string, unknown>> = [];
   private readonly startedAt = Date.now();
+  private readonly routes: RouteTable;
+  private routedHandler: ((link: Link, msgId: number, body: Buffer) => void) | undefined;
 
   constructor(options: ServiceNodeOptions) {
     super();
@@ -158,7 +167,24 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       },
       peerDown: (peer, reason) => this.emit('peerDown', peer, reason),
       peerGone: (peer) => this.emit('peerGone', peer),
+      routed: (link, msgId, body) => {
+        if (this.routedHandler) return this.routedHandler(link, msgId, body);
+        // Only a harbor of this cluster routes to this node.
+        const from = unpackAddr(link.peerAddr);
+        if (from.type === HARBOR_TYPE && from.cluster === this.config.cluster) this.routes.onFrame(link, msgId, body);
+      },
     });
+    this.routes = new RouteTable({
+      addr: () => this.identity.addr,
+      harbors: () => this.peers.instances('harbor').filter((p) => unpackAddr(p.addr).cluster === this.config.cluster),
+      dispatch: (link, peer, msgId, seq, body) => this.rpc.dispatch(link, peer, msgId, seq, body),
+      closed: (link, reason) => this.rpc.linkClosed(link, reason),
+    });
+  }
+
+  /** Which registrations this node may discover, dial and select (cluster-scope.ts). */
+  private visible(desc: Desc): boolean {
+    return this.opts.allClusters === true || visibleInCluster(this.config.cluster, desc);
   }
 
   get address(): { host: string; port: number } {
@@ -235,7 +261,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     // The type first: links announce the logical address from their first frame.
     const type = await resolveServiceType(this.disco, this.name, this.fixedType);
     this.identity.addr = packAddr({ cluster: this.config.cluster, type, index: this.config.svcindex });
-    this.directory = new Directory(this.disco, (id) => this.peers.stateChanged(id));
+    this.directory = new Directory(this.disco, (id) => this.peers.stateChanged(id), (d) => this.visible(d));
     await this.directory.open();
     this.listener = await listenTcp({ host, port, maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000 }, (session) => {
       acceptLink(session, this.identity, 5000).then(
@@ -248,6 +274,8 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     });
     if (this.config.admin) this.adminServer = await startNodeAdmin(this);
     for (const dep of this.dependencies) await this.watchDependency(dep);
+    // Links to this cluster's harbors carry what is sent to other clusters; they do not gate readiness.
+    if (this.name !== 'harbor' && !this.dependencies.has('harbor')) await this.watchDependency('harbor', '*');
     this.directory.onConflict(this.id, (err) => this.onConflict(err));
     await registerWhenFree(this.disco, this.descriptor(), this.log, this.opts.claimWaitMs ?? 30_000);
   }
@@ -278,12 +306,14 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     return this.directory ?? notStarted();
   }
 
-  private async watchDependency(dep: string): Promise<void> {
-    const matches = groupMatcher(this.opts.linkRules?.[dep] ?? this.config.svcgroup);
-    const onEvent = (ev: ServiceEvent) => this.peers.onServiceEvent(ev, matches);
+  private async watchDependency(dep: string, rule?: string): Promise<void> {
+    const matches = groupMatcher(this.opts.linkRules?.[dep] ?? rule ?? this.config.svcgroup);
+    const onEvent = (ev: ServiceEvent) => {
+      if (ev.type === 'remove' || this.visible(ev.desc)) this.peers.onServiceEvent(ev, matches);
+    };
     const watch = await this.discovery.watchServices(dep, { onEvent });
     this.watches.push(watch);
-    for (const desc of watch.list()) this.peers.onServiceEvent({ type: 'add', desc }, matches);
+    for (const desc of watch.list()) onEvent({ type: 'add', desc });
   }
 
   /**
@@ -339,6 +369,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
         index: String(this.config.svcindex),
         ...(this.config.wanip ? { wan: this.config.wanip } : {}),
         ...(this.adminServer ? { admin: this.adminServer.address } : {}),
+        ...(this.config.export ? { [EXPORT_META]: '1' } : {}),
       },
     };
   }
@@ -419,6 +450,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     for (const w of this.watches) w.stop();
     this.directory?.close();
     this.peers.closeAll('service stopped');
+    this.routes.closeAll('service stopped');
     this.rpc.close();
     await this.listener?.close();
     if (!this.opts.discovery) await this.disco?.close();
@@ -522,7 +554,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private async callResolved<Req, Res>(target: Target, req: MessageType<Req>, res: MessageType<Res>, request: Init<Req>, options: CallOptions, timeoutMs: number): Promise<Res> {
     const deadline = Date.now() + timeoutMs;
     const link = await this.resolve(target, { ...options, timeoutMs });
-    const peer = this.peers.get(link.peerId) as Peer;
+    const peer = this.routes.peerOf(link) ?? (this.peers.get(link.peerId) as Peer);
     return this.rpc.call(link, peer, req, res, request, Math.max(1, deadline - Date.now()), options.signal);
   }
 
@@ -538,7 +570,38 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       return this.linkOf(peer, deadline);
     }
     const addr = typeof target.addr === 'number' ? target.addr : parseAddr(target.addr);
-    return this.linkOf(this.peers.byAddress(addr) ?? (await this.lookupAddr(addr)), deadline);
+    const known = this.peers.byAddress(addr);
+    if (known) return this.linkOf(known, deadline);
+    // Another cluster's address goes through a harbor, unless it is exported here.
+    if (unpackAddr(addr).cluster !== this.config.cluster && !this.opts.allClusters) {
+      if (this.routes.knows(addr)) return this.routes.linkTo(addr);
+      const found = await this.cluster.find(addr);
+      if (!found) return this.routes.linkTo(addr);
+    }
+    return this.linkOf(await this.lookupAddr(addr), deadline);
+  }
+
+  // ---- for harbors (src/harbor) ---------------------------------------------
+
+  /** Takes every HarborRoute and HarborDown frame this node receives, instead of routing them to its own calls. */
+  onRouted(handler: (link: Link, msgId: number, body: Buffer) => void): void {
+    this.routedHandler = handler;
+  }
+
+  /** The live link to a logical address, if there is one now. */
+  linkByAddr(addr: number): Link | undefined {
+    const link = this.peers.byAddress(addr)?.link;
+    return link && !link.session.closed ? link : undefined;
+  }
+
+  /** The link to a logical address of this node's view, connecting (bounded) if needed. */
+  linkTo(addr: number, timeoutMs: number): Promise<Link> {
+    return this.resolve({ addr }, { timeoutMs });
+  }
+
+  /** Every live link, to a peer of any kind. */
+  *links(): IterableIterator<Link> {
+    for (const p of this.peers.all()) if (p.link && !p.link.session.closed) yield p.link;
   }
 
   private async pickLink(name: string, strategy: Strategy, key: string | undefined, options: CallOptions, deadline: number): Promise<Link> {

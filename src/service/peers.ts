@@ -4,7 +4,7 @@ import { dialTcp } from '../net/tcp.js';
 import { RpcError } from './errors.js';
 import { formatAddr, parseAddr } from './identity.js';
 import { dialLink, type Link, type LinkIdentity } from './link.js';
-import { L } from './messages.js';
+import { H, L } from './messages.js';
 import { Peer } from './peer.js';
 import type { RpcEngine } from './rpc.js';
 import { linkTables, type LinkCounts } from './metrics.js';
@@ -35,6 +35,8 @@ export interface PeerHost {
   peerUp(peer: Peer, replaced: boolean): void;
   peerDown(peer: Peer, reason: string): void;
   peerGone(peer: Peer): void;
+  /** A HarborRoute or HarborDown frame (route.ts), not for the RPC engine. */
+  routed(link: Link, msgId: number, body: Buffer): void;
 }
 
 /**
@@ -247,6 +249,7 @@ export class Peers implements LinkCounts {
   private onLinkFrame(peer: Peer, link: Link, msgId: number, seq: number, body: Buffer): void {
     if (isStreamFrame(msgId)) return this.host.streams.onFrame(link, msgId, seq, body);
     if (seq === 0) {
+      if (msgId === H.HarborRoute.id || msgId === H.HarborDown.id) return this.host.routed(link, msgId, body);
       if (msgId === L.LoadReport.id) {
         const load = L.LoadReport.decode(body).load;
         // A NaN would make every least-loaded comparison false.
