@@ -48,8 +48,8 @@ test('a node of cluster 1 without --export is never seen by cluster 2: not by ty
   await sleep(200); // time for a wrong dial to show up
 
   assert.deepEqual(await other.addrsByType(7), [shown.logicalAddress, local.logicalAddress].sort(), 'cluster 2 sees its own battle and the exported one');
-  assert.deepEqual(other.instances('battle').map((p) => p.id).sort(), [shown.id, local.id].sort(), 'cluster 2 selects among the same two');
-  assert.equal(other.isConnected(hidden.id), false, 'cluster 2 never dialed the hidden node');
+  assert.deepEqual(other.instances('battle').map((p) => p.id).sort(), [`${shown.id}/c1`, local.id].sort(), 'cluster 2 selects among the same two');
+  assert.equal(other.isConnected(`${hidden.id}/c1`), false, 'cluster 2 never dialed the hidden node');
   for (let i = 0; i < 20; i++) assert.notEqual(await other.pickAddr(7, `k${i}`), hidden.logicalAddress);
   for (let i = 0; i < 10; i++) assert.notEqual((await other.call('battle', EchoReq, EchoResp, { text: 'x', n: i })).server, hidden.id);
   // Named explicitly it needs a harbor; with none, the answer is immediate.
@@ -62,7 +62,7 @@ test('a node of cluster 1 without --export is never seen by cluster 2: not by ty
   // Cluster 1 sees its own two and not cluster 2's unexported battle.
   assert.deepEqual(await same.addrsByType(7), [hidden.logicalAddress, shown.logicalAddress].sort());
   assert.deepEqual(same.instances('battle').map((p) => p.id).sort(), [hidden.id, shown.id].sort());
-  assert.equal(same.isConnected(local.id), false);
+  assert.equal(same.isConnected(`${local.id}/c2`), false);
 });
 
 test('calls and messages reach another cluster through two harbors; errors, deadlines and cancels cross unchanged', async (t) => {
@@ -143,4 +143,28 @@ test('a slow target cluster makes its harbor answer busy instead of queueing wit
   assert.ok(h1.counts.busy > 0);
   // And it recovers.
   assert.equal((await caller.call(to, EchoReq, EchoResp, { text: 'after', n: 1 })).text, 'after');
+});
+
+test('with a discovery per cluster, harbors carry exported nodes across: found by type and by name, dialed directly, gone when they leave', async (t) => {
+  const defer = cleanupStack(t);
+  const [sd1, sd2, sd3, center] = await Promise.all([startDiscoveryServer(defer), startDiscoveryServer(defer), startDiscoveryServer(defer), startDiscoveryServer(defer, 500, CENTER_SECRET)]);
+  const harbors = await Promise.all([startHarbor(defer, sd1.addr, center.addr, 1), startHarbor(defer, sd2.addr, center.addr, 2), startHarbor(defer, sd3.addr, center.addr, 3)]);
+  await waitFor(() => harbors.every((h) => h.center.instances('harbor').length === 2), 5000, 'the harbors link through the center');
+  const shown = await startNode(defer, sd3.addr, { name: 'battle', type: 7, config: { cluster: 3, svcindex: 1, export: true } }, serveEcho);
+  const hidden = await startNode(defer, sd3.addr, { name: 'battle', type: 7, config: { cluster: 3, svcindex: 2 } }, serveEcho);
+  const games = await Promise.all([1, 2].map((c, i) => startNode(defer, [sd1, sd2][i]?.addr as string, { name: 'game', type: 6, dependencies: ['battle'], config: { cluster: c, svcindex: 1 } })));
+  await within(Promise.all(games.map((g) => g.whenReady())), 5000, 'both games find a battle');
+  for (const game of games) {
+    assert.deepEqual(await game.addrsByType(7), [shown.logicalAddress]);
+    // Ids are unique within a cluster: another cluster's node is known as id/c<cluster>.
+    assert.deepEqual(game.instances('battle').map((p) => p.id), [`${shown.id}/c3`]);
+    assert.equal((await game.call('battle', EchoReq, EchoResp, { text: 'meet', n: 1 })).server, shown.id);
+    assert.equal(game.isConnected(`${shown.id}/c3`), true, 'an exported node is dialed directly');
+    // The hidden one is still reachable when named: through the harbors.
+    assert.equal((await game.call({ addr: hidden.logicalAddress }, EchoReq, EchoResp, { text: 'named', n: 2 })).server, hidden.id);
+    assert.equal(game.isConnected(`${hidden.id}/c3`), false);
+  }
+  await shown.stop();
+  await waitFor(async () => (await games[0]?.addrsByType(7))?.length === 0 && (await games[1]?.addrsByType(7))?.length === 0, 5000, 'the copies leave with the registration');
+  assert.equal(games[0]?.instances('battle').length, 0);
 });

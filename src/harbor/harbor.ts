@@ -17,6 +17,7 @@ import { RpcError, ServiceError } from '../service/errors.js';
 import { RESPONSE_BIT } from '../service/rpc.js';
 import { decodeRoute, encodeRoute, ROUTE_SRC_HARBOR_OFFSET, type RouteHeader } from '../service/route.js';
 import { isStreamFrame } from '../service/stream/index.js';
+import { ExportsRelay } from './exports-relay.js';
 
 export interface HarborOptions {
   /** The harbor's own cluster: sdaddr, cluster, svcindex, token, listen, admin... */
@@ -68,6 +69,7 @@ export class Harbor {
   /** Connected harbors of each other cluster, sorted by id; cleared when the center's links change. */
   private readonly byCluster = new Map<number, Array<{ addr: number }>>();
   private readonly connecting = new Map<number, Waiting>();
+  private relay: ExportsRelay | undefined;
 
   constructor(opts: HarborOptions) {
     this.log = opts.logger ?? createLogger('harbor');
@@ -108,7 +110,11 @@ export class Harbor {
     await this.center.start();
     try {
       await this.local.start();
+      this.relay = new ExportsRelay(this.cluster, this.local.discovery, this.center.discovery, this.log);
+      await this.relay.start();
     } catch (err) {
+      this.relay?.stop();
+      await this.local.stop();
       await this.center.stop();
       throw err;
     }
@@ -116,6 +122,7 @@ export class Harbor {
   }
 
   async stop(): Promise<void> {
+    this.relay?.stop();
     await Promise.all([this.local.stop(), this.center.stop()]);
   }
 

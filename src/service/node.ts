@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { parseAddr as parseHostPort } from '../discovery/client.js';
 import { connectDiscovery } from '../discovery/connect.js';
 import type { NodeState } from '../discovery/node-state.js';
-import type { Discovery, RegistrationConflict, ServiceDesc, ServiceEvent, ServiceWatch } from '../discovery/types.js';
+import type { Discovery, RegistrationConflict, ServiceDesc, ServiceEvent } from '../discovery/types.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { definedOnly } from '../net/options.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
@@ -25,6 +25,7 @@ import { StreamHub, type MeshStream, type OpenStreamOptions, type StreamHandler,
 import { resolveServiceType } from './type-table.js';
 import { visibleInCluster, EXPORT_META } from './cluster-scope.js';
 import { RouteTable } from './route.js';
+import { ExportsView } from './exports.js';
 import type { ServiceDesc as Desc } from '../discovery/types.js';
 
 /** The configuration a node needs; `loadConfig` produces a superset. */
@@ -115,7 +116,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private readonly peers: Peers;
   private readonly streams: StreamHub;
   private readonly instanceWaiters = new Map<string, Array<() => void>>();
-  private readonly watches: ServiceWatch[] = [];
+  private readonly watches: Array<{ stop(): void }> = [];
   /** addr is settled in start(), once the type is known. */
   private readonly identity: Omit<LinkIdentity, 'addr'> & { addr: number };
   private readonly fixedType: number | undefined;
@@ -263,6 +264,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.identity.addr = packAddr({ cluster: this.config.cluster, type, index: this.config.svcindex });
     this.directory = new Directory(this.disco, (id) => this.peers.stateChanged(id), (d) => this.visible(d));
     await this.directory.open();
+    if (!this.opts.allClusters) this.directory.exports = await new ExportsView(this.config.cluster).open(this.disco);
     this.listener = await listenTcp({ host, port, maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000 }, (session) => {
       acceptLink(session, this.identity, 5000).then(
         (link) => this.peers.addLink(link),
@@ -314,6 +316,12 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     const watch = await this.discovery.watchServices(dep, { onEvent });
     this.watches.push(watch);
     for (const desc of watch.list()) onEvent({ type: 'add', desc });
+    // Other clusters' exported instances, as their harbors copied them here.
+    const exports = this.directory?.exports;
+    if (!exports || dep === 'harbor') return;
+    const unsubscribe = exports.onEvent((ev) => ev.desc.name === dep && onEvent(ev));
+    this.watches.push({ stop: unsubscribe });
+    for (const desc of exports.list(dep)) onEvent({ type: 'add', desc });
   }
 
   /**
@@ -554,7 +562,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private async callResolved<Req, Res>(target: Target, req: MessageType<Req>, res: MessageType<Res>, request: Init<Req>, options: CallOptions, timeoutMs: number): Promise<Res> {
     const deadline = Date.now() + timeoutMs;
     const link = await this.resolve(target, { ...options, timeoutMs });
-    const peer = this.routes.peerOf(link) ?? (this.peers.get(link.peerId) as Peer);
+    const peer = this.routes.peerOf(link) ?? (this.peers.ofLink(link) as Peer);
     return this.rpc.call(link, peer, req, res, request, Math.max(1, deadline - Date.now()), options.signal);
   }
 
