@@ -145,7 +145,7 @@ export class RouteTable {
       const own = unpackAddr(this.host.addr()).cluster;
       throw new RpcError('unreachable', `cluster ${unpackAddr(addr).cluster} (${formatAddr(addr)}) is another cluster, and no harbor of cluster ${own} is connected`);
     }
-    const harbor = (harbors[mix(addr) % harbors.length] as { link: Link }).link;
+    const harbor = (harbors[harborIndexFor(addr, harbors.length)] as { link: Link }).link;
     return this.routed(addr, harbor).link;
   }
 
@@ -214,6 +214,11 @@ export class RouteTable {
   closeAll(reason: string): void {
     for (const r of [...this.routes.values()]) this.drop(r, reason);
   }
+}
+
+/** Which of `count` connected harbors (sorted by id) a node sends to `addr` through. */
+export function harborIndexFor(addr: number, count: number): number {
+  return mix(addr) % count;
 }
 
 /** A cheap integer hash, so addresses spread over harbors. */
