@@ -87,6 +87,8 @@ export interface AgentPickerOptions {
   group: string;
   /** False for an agent an operator disabled (`gamemesh sd disable`): it gets no new players. */
   available?: (id: string) => boolean;
+  /** False for an agent this login's cluster may not use (another cluster's, not exported). */
+  visible?: (desc: ServiceDesc) => boolean;
   random?: () => number;
 }
 
@@ -99,16 +101,17 @@ export class AgentPicker {
     private readonly inGroup: (group: string) => boolean,
     private readonly available: (id: string) => boolean,
     private readonly random: () => number,
+    private readonly visible: (desc: ServiceDesc) => boolean,
   ) {}
 
   static async open(discovery: Discovery, options: AgentPickerOptions): Promise<AgentPicker> {
     const inGroup = groupMatcher(options.group);
-    return new AgentPicker(await discovery.watchServices('agent'), inGroup, options.available ?? (() => true), options.random ?? Math.random);
+    return new AgentPicker(await discovery.watchServices('agent'), inGroup, options.available ?? (() => true), options.random ?? Math.random, options.visible ?? (() => true));
   }
 
   /** Available agents in the group, whether or not they have room. */
   agents(): ServiceDesc[] {
-    return this.watch.list().filter((d) => this.inGroup(d.meta['group'] ?? '') && this.available(d.id));
+    return this.watch.list().filter((d) => this.inGroup(d.meta['group'] ?? '') && this.available(d.id) && this.visible(d));
   }
 
   /** How many agents could take a player now; nothing is counted. */

@@ -66,7 +66,7 @@ export async function startLogin(options: LoginOptions): Promise<LoginServer> {
   const log = options.logger ?? node.log;
   const root = options.staticDir ? await staticRoot(options.staticDir) : undefined;
   const key = await loadJwtKey(node.discovery, { secret: options.jwtSecret });
-  const picker = await AgentPicker.open(node.discovery, { group: options.agentGroup ?? node.config.svcgroup, available: (id) => node.nodeState(id).available });
+  const picker = await AgentPicker.open(node.discovery, { group: options.agentGroup ?? node.config.svcgroup, available: (id) => node.nodeState(id).available, visible: (d) => node.canSee(d) });
   const ctx: Handler = {
     log,
     root,

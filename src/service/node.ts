@@ -26,7 +26,6 @@ import { resolveServiceType } from './type-table.js';
 import { visibleInCluster, EXPORT_META } from './cluster-scope.js';
 import { RouteTable } from './route.js';
 import { ExportsView } from './exports.js';
-import type { ServiceDesc as Desc } from '../discovery/types.js';
 
 /** The configuration a node needs; `loadConfig` produces a superset. */
 export interface NodeConfig {
@@ -183,8 +182,8 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     });
   }
 
-  /** Which registrations this node may discover, dial and select (cluster-scope.ts). */
-  private visible(desc: Desc): boolean {
+  /** Whether this node may discover, dial and select a registration: its own cluster's, or an exported one (cluster-scope.ts). */
+  canSee(desc: ServiceDesc): boolean {
     return this.opts.allClusters === true || visibleInCluster(this.config.cluster, desc);
   }
 
@@ -262,7 +261,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     // The type first: links announce the logical address from their first frame.
     const type = await resolveServiceType(this.disco, this.name, this.fixedType);
     this.identity.addr = packAddr({ cluster: this.config.cluster, type, index: this.config.svcindex });
-    this.directory = new Directory(this.disco, (id) => this.peers.stateChanged(id), (d) => this.visible(d));
+    this.directory = new Directory(this.disco, (id) => this.peers.stateChanged(id), (d) => this.canSee(d));
     await this.directory.open();
     if (!this.opts.allClusters) this.directory.exports = await new ExportsView(this.config.cluster).open(this.disco);
     this.listener = await listenTcp({ host, port, maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000 }, (session) => {
@@ -311,7 +310,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private async watchDependency(dep: string, rule?: string): Promise<void> {
     const matches = groupMatcher(this.opts.linkRules?.[dep] ?? rule ?? this.config.svcgroup);
     const onEvent = (ev: ServiceEvent) => {
-      if (ev.type === 'remove' || this.visible(ev.desc)) this.peers.onServiceEvent(ev, matches);
+      if (ev.type === 'remove' || this.canSee(ev.desc)) this.peers.onServiceEvent(ev, matches);
     };
     const watch = await this.discovery.watchServices(dep, { onEvent });
     this.watches.push(watch);
