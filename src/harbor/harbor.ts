@@ -32,6 +32,8 @@ export interface HarborOptions {
   maxQueueBytes?: number;
   /** Frames held per target while the harbor connects to it. Default 1024. */
   maxPendingPerTarget?: number;
+  /** Targets looked up and dialed at once; frames for more are refused with `busy`. Default 256. */
+  maxConnecting?: number;
   /** How long a delivery waits for a link to its target. Default 3000 ms. */
   connectTimeoutMs?: number;
   /** Use these discovery backends instead of connecting (tests); they are not closed on stop. */
@@ -64,6 +66,7 @@ export class Harbor {
   private readonly log: Logger;
   private readonly maxQueue: number;
   private readonly maxPending: number;
+  private readonly maxConnecting: number;
   private readonly connectTimeoutMs: number;
   private readonly cluster: number;
   /** Connected harbors of each other cluster, sorted by id; cleared when the center's links change. */
@@ -75,6 +78,7 @@ export class Harbor {
     this.log = opts.logger ?? createLogger('harbor');
     this.maxQueue = opts.maxQueueBytes ?? 2 * 1024 * 1024;
     this.maxPending = opts.maxPendingPerTarget ?? 1024;
+    this.maxConnecting = opts.maxConnecting ?? 256;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 3000;
     const config = { ...opts.config, svctype: HARBOR_TYPE };
     this.cluster = config.cluster ?? 1;
@@ -178,6 +182,7 @@ export class Harbor {
       waiting.frames.push({ h, body, back });
       return;
     }
+    if (this.connecting.size >= this.maxConnecting) return this.bounce(h, back, 'busy', `harbor ${formatAddr(this.addr)} is already connecting to ${this.maxConnecting} targets`);
     waiting = { frames: [{ h, body, back }] };
     this.connecting.set(h.dst, waiting);
     const w = waiting;

@@ -541,7 +541,11 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
    * is destroyed with an RpcError if the target cannot be reached or refuses.
    */
   openStream(target: Target, options: OpenStreamOptions = {}): MeshStream {
-    return this.streams.open((timeoutMs) => this.resolve(target, { ...options, timeoutMs }), options);
+    return this.streams.open(async (timeoutMs) => {
+      const link = await this.resolve(target, { ...options, timeoutMs });
+      if (this.routes.peerOf(link)) throw new RpcError('bad_request', 'byte streams do not cross harbors: open them within a cluster, or to an exported node');
+      return link;
+    }, options);
   }
 
   /** Request/response call. Fails with an RpcError carrying a typed code. */
