@@ -262,8 +262,9 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     const type = await resolveServiceType(this.disco, this.name, this.fixedType);
     this.identity.addr = packAddr({ cluster: this.config.cluster, type, index: this.config.svcindex });
     this.directory = new Directory(this.disco, (id) => this.peers.stateChanged(id), (d) => this.canSee(d));
-    await this.directory.open();
-    if (!this.opts.allClusters) this.directory.exports = await new ExportsView(this.config.cluster).open(this.disco);
+    const exports = this.opts.allClusters ? undefined : new ExportsView(this.config.cluster);
+    await Promise.all([this.directory.open(), exports?.open(this.disco)]);
+    this.directory.exports = exports;
     this.listener = await listenTcp({ host, port, maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000 }, (session) => {
       acceptLink(session, this.identity, 5000).then(
         (link) => this.peers.addLink(link),
@@ -274,9 +275,10 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       );
     });
     if (this.config.admin) this.adminServer = await startNodeAdmin(this);
-    for (const dep of this.dependencies) await this.watchDependency(dep);
     // Links to this cluster's harbors carry what is sent to other clusters; they do not gate readiness.
+    // (Watched first: dependencies' links then come up no earlier in start() than before harbors existed.)
     if (this.name !== 'harbor' && !this.dependencies.has('harbor')) await this.watchDependency('harbor', '*');
+    for (const dep of this.dependencies) await this.watchDependency(dep);
     this.directory.onConflict(this.id, (err) => this.onConflict(err));
     await registerWhenFree(this.disco, this.descriptor(), this.log, this.opts.claimWaitMs ?? 30_000);
   }
