@@ -1,7 +1,7 @@
 /**
  * examples/clusters with real processes (`npm run example:clusters`): three
  * clusters with their own discoveries, cluster 2's on etcd; four harbor
- * processes and a center; players of clusters 1 and 2 meet in the exported
+ * processes and a center, also on etcd; players of clusters 1 and 2 meet in the exported
  * battle of cluster 3; a whisper crosses clusters through the harbors; one
  * of cluster 1's two harbors is killed with SIGKILL and the next whisper
  * goes through the other within a second.
@@ -31,7 +31,7 @@ if (missing && process.env['CI']) {
       defer(() => child.kill('SIGKILL'));
     });
     assert.equal(code, 0, `the example exits 0\nstdout:\n${stdout}\nstderr:\n${stderr.slice(-3000)}`);
-    assert.match(stdout, /cluster 2's discovery: etcd:\/\//);
+    assert.match(stdout, /cluster 2's discovery: etcd:\/\/\S+; the harbors' center: etcd:\/\//);
     assert.match(stdout, /ok: both players are in the exported battle 3\.20\.1/);
     assert.match(stdout, /ok: they meet: the roster is alice, bob/);
     assert.match(stdout, /ok: game 1\.10\.1 -> harbor of cluster 1 -> harbor 2\.255\.0 -> game 2\.10\.1: 1\.10\.1: hello from cluster 1/);

@@ -5,7 +5,7 @@
 // the game of cluster 1 whispers to the game of cluster 2 through the
 // harbors; then the harbor carrying the whispers is killed with SIGKILL and
 // the next whisper goes through the other one. Exits 0 when all of it held.
-//   node dist/examples/clusters/run.js [--etcd HOST:PORT]   (cluster 2's discovery on etcd)
+//   node dist/examples/clusters/run.js [--etcd HOST:PORT]   (cluster 2's discovery and the center on etcd)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
@@ -58,11 +58,12 @@ function check(ok: boolean, what: string): void {
 const players: ServiceNode[] = [];
 setupLogging({ loglevel: quiet.GAMEMESH_LOGLEVEL });
 try {
-  const center = await discovery('center', CENTER_TOKEN);
+  // With --etcd, the center is an etcd prefix too (etcd here has no auth: the center token guards the harbor-to-harbor links).
+  const center = etcd ? `etcd://${etcd}/clusters-example-center-${process.pid}/` : await discovery('center', CENTER_TOKEN);
   const sd1 = await discovery('discovery 1', TOKEN);
   const sd2 = etcd ? `etcd://${etcd}/clusters-example-${process.pid}/` : await discovery('discovery 2', TOKEN);
   const sd3 = await discovery('discovery 3', TOKEN);
-  process.stdout.write(`cluster 2's discovery: ${sd2}\n`);
+  process.stdout.write(`cluster 2's discovery: ${sd2}; the harbors' center: ${center}\n`);
   const harbors = [harbor(sd1, center, 1, 0), harbor(sd1, center, 1, 1)];
   const harborsOf1 = children.slice(-2);
   harbors.push(harbor(sd2, center, 2, 0), harbor(sd3, center, 3, 0));
