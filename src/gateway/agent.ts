@@ -9,6 +9,7 @@ import { CloudConfig } from '../service/cloud-config.js';
 import { ServiceNode, type ServiceNodeOptions } from '../service/node.js';
 import type { PeerInfo } from '../service/rpc.js';
 import { Selector, type Strategy } from '../service/select.js';
+import { AgentGroups } from './agent-groups.js';
 import { ClientConn } from './client-conn.js';
 import { identityConflict } from './identity.js';
 import { KickCode } from './kick.js';
@@ -80,6 +81,7 @@ export class Agent {
   private readonly opts: AgentOptions;
   private readonly clients = new Map<number, ClientConn>();
   private readonly boundTo = new Map<string, Set<ClientConn>>();
+  private readonly groups = new AgentGroups((id) => this.clients.get(id));
   private readonly selector = new Selector();
   private routes: RouteTable;
   private heartbeatSec: number;
@@ -104,6 +106,9 @@ export class Agent {
     this.node.onMessage(G.ToClients, (msg) => this.onToClients(msg));
     this.node.onMessage(G.KickClients, (msg) => this.onKickClients(msg));
     this.node.onMessage(G.UnbindClients, (msg, ctx) => this.onUnbindClients(msg, ctx.peer));
+    this.node.onMessage(G.GroupAdd, (msg, ctx) => this.groups.add(ctx.peer.id, msg));
+    this.node.onMessage(G.GroupRemove, (msg, ctx) => this.groups.remove(ctx.peer.id, msg));
+    this.node.onMessage(G.GroupSend, (msg, ctx) => void this.groups.send(ctx.peer.id, msg));
     this.node.handle(G.BindReq, G.BindResp, (req, ctx) => this.onBind(req, ctx.peer));
     this.node.on('linkUp', (peer) => this.restoreClients(peer));
     this.node.on('peerUp', (peer) => this.onBackendStatus(peer, true));
@@ -341,7 +346,9 @@ export class Agent {
     countClose(reason);
     if (this.spans.active) this.spans.clientClosed(client, reason);
     this.stats.online = this.clients.size;
-    for (const backend of client.backends()) {
+    const backends = client.backends();
+    this.groups.clientClosed(client);
+    for (const backend of backends) {
       this.boundTo.get(backend)?.delete(client);
       this.node.sendToPeer(backend, G.ClientClosed, { client_id: client.id, reason, session: client.session });
     }
@@ -416,6 +423,7 @@ export class Agent {
     // Requests the backend will now never answer fail at once instead of at the client's timeout.
     if (!up) for (const c of this.clients.values()) c.failInflight(peer.id, `${peer.name} (${peer.id}) went down before answering`);
     if (!up && this.spans.active) this.spans.backendDown(peer.id);
+    if (!up) this.groups.backendDown(peer.id);
     const clients = this.boundTo.get(peer.id);
     if (!clients || clients.size === 0) return;
     const body = C.BackendStatus.encode({ service: peer.name, id: peer.id, up });
