@@ -10,6 +10,7 @@ import { ServiceNode, type ServiceNodeOptions } from '../service/node.js';
 import type { PeerInfo } from '../service/rpc.js';
 import { Selector, type Strategy } from '../service/select.js';
 import { AgentGroups } from './agent-groups.js';
+import { isRoomMessage, roomTarget } from './agent-rooms.js';
 import { ClientConn } from './client-conn.js';
 import { identityConflict } from './identity.js';
 import { KickCode } from './kick.js';
@@ -250,9 +251,11 @@ export class Agent {
   // ---- clients ------------------------------------------------------------
 
   private accept(conn: Session, req?: IncomingMessage): void {
-    if (this.stopping || this.clients.size >= (this.opts.maxClients ?? 100_000)) {
+    // Placement by memory: above its threshold the agent takes no new clients (login stops sending them too).
+    const memory = this.stopping ? undefined : this.node.memory.refusal(this.node.id);
+    if (this.stopping || memory !== undefined || this.clients.size >= (this.opts.maxClients ?? 100_000)) {
       countKick(KickCode.SHUTDOWN);
-      conn.send(C.Kick.id, 0, C.Kick.encode({ code: KickCode.SHUTDOWN, reason: this.stopping ? 'the agent is shutting down' : 'the agent is full' }));
+      conn.send(C.Kick.id, 0, C.Kick.encode({ code: KickCode.SHUTDOWN, reason: this.stopping ? 'the agent is shutting down' : memory !== undefined ? `the agent is full: ${memory}` : 'the agent is full' }));
       conn.close('refused');
       return;
     }
@@ -278,6 +281,7 @@ export class Agent {
     }
     if (!client.handshaken) return this.onHandshake(client, msgId, seq, body);
     if (msgId === C.Ping.id) return void client.conn.send(C.Pong.id, seq, C.Pong.encode({ server_time_ms: Date.now() }));
+    if (isRoomMessage(msgId)) return this.onRoomFrame(client, msgId, seq, body);
     const route = this.routes.get(msgId);
     if (messageLogOn(this.log)) logMessage(this.log, 'recv', route?.name ?? `#${msgId}`, `client ${client.id}`, body.length);
     if (!route) {
@@ -314,6 +318,25 @@ export class Agent {
       this.stats.undeliverable++;
       client.error(seq, 'unavailable', `${route.service} (${backend}) is not reachable right now`);
     }
+  }
+
+  /** Rooms' messages (310-314) name their service; agent-rooms.ts says which instance gets them. */
+  private onRoomFrame(client: ClientConn, msgId: number, seq: number, body: Buffer): void {
+    const target = roomTarget(
+      client,
+      msgId,
+      body,
+      (service) => this.routes.services().includes(service),
+      (service, key) => this.selector.pick(service, this.node.instances(service), 'hash', key)?.id,
+    );
+    if (!target) return;
+    if ('code' in target) return client.error(seq, target.code, target.message);
+    if (!this.node.sendToPeer(target.backend, G.ClientMessage, { client_id: client.id, msg_id: msgId, seq, body, session: client.session })) {
+      this.stats.undeliverable++;
+      return client.error(seq, 'unavailable', `${target.backend} is not reachable right now`);
+    }
+    this.stats.forwarded++;
+    if (seq !== 0) client.forwarded(seq, target.backend);
   }
 
   private stickyBackend(client: ClientConn, service: string): string | undefined {
