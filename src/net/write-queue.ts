@@ -38,42 +38,43 @@ export function scheduleFlush(s: Flushable): void {
  * buffer; big ones go as they are, corked together).
  */
 export class WriteQueue {
-  private frames: Buffer[] = [];
+  /** Created on first use: most of 10,000 idle clients have nothing queued, and memory per client is a target. */
+  private frames: Buffer[] | undefined;
   private bytes = 0;
   /** Callbacks of shared bodies queued, called once the socket has written them. */
-  private written: Array<() => void> = [];
+  private written: Array<() => void> | undefined;
 
   get length(): number {
     return this.bytes;
   }
 
   get empty(): boolean {
-    return this.frames.length === 0;
+    return this.frames === undefined;
   }
 
   /** Queues bytes that must not change until flushed (they are not copied). */
   push(frame: Buffer): void {
-    this.frames.push(frame);
+    (this.frames ??= []).push(frame);
     this.bytes += frame.length;
   }
 
   /** Queues a header and a body the caller keeps; `written` says when the body is free again. */
   pushShared(header: Buffer, body: Buffer, written: () => void): void {
-    this.frames.push(header, body);
+    (this.frames ??= []).push(header, body);
     this.bytes += header.length + body.length;
-    this.written.push(written);
+    (this.written ??= []).push(written);
   }
 
   /** Writes what is queued to `socket` (dropped, and callbacks called, if it can no longer write). */
   flushTo(socket: net.Socket): void {
     const frames = this.frames;
-    if (frames.length === 0) return;
-    this.frames = [];
+    if (frames === undefined) return;
+    this.frames = undefined;
     const total = this.bytes;
     this.bytes = 0;
     const written = this.written;
-    if (written.length > 0) this.written = [];
-    const done = written.length === 0 ? undefined : () => {
+    this.written = undefined;
+    const done = written === undefined ? undefined : () => {
       for (const w of written) w();
     };
     if (socket.destroyed || socket.writableEnded) return done?.();
@@ -94,10 +95,10 @@ export class WriteQueue {
 
   /** Drops what is queued (the socket is gone), releasing shared bodies. */
   clear(): void {
-    this.frames = [];
+    this.frames = undefined;
     this.bytes = 0;
     const written = this.written;
-    this.written = [];
-    for (const w of written) w();
+    this.written = undefined;
+    if (written) for (const w of written) w();
   }
 }
