@@ -33,13 +33,14 @@
  * gamemesh, grpc-js (bench/rpc.ts), Moleculer over TCP and over NATS (when
  * /usr/sbin/nats-server exists), and pinus-rpc; serial and 1,000 pipelined.
  *
- * `BENCH_PEERS_PARTS=client,memory,rpc` picks parts; `BENCH_PEERS_ROUNDS=3`.
+ * `BENCH_PEERS_PARTS=client,memory,rpc` picks parts, `BENCH_PEERS_CLIENT=rt,broadcast,ticks,sweep`
+ * the client-path cases; `BENCH_PEERS_ROUNDS=3`; `BENCH_CPU_PROF=<dir>` profiles the
+ * gamemesh agent and backend (and the load generators).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { ServiceBroker } from 'moleculer';
-import { cpuMs, CpuLoad, drive, FIXTURES, loadNote, startNode, type Child, type LoadResult } from './harness.js';
+import { cpuMs, CpuLoad, drive, FIXTURES, freePort, loadNote, profArgs, startExternal, startNode, type Child, type LoadResult } from './harness.js';
 import { fmtInt, fmtNum, fmtRatio, isMain, printTable } from './lib.js';
 import { envInts, LoadGen, Lines, median, numberOf, pushRoutes, readMem, startAgent, startDiscovery } from './gateway.js';
 import { loadPinusRpc } from './fixtures/pinus-load.js';
@@ -109,7 +110,7 @@ async function startGamemeshWs(tag: string, probe: boolean, withBackend = true):
     add(agent.child);
     const pids = [agent.child.proc.pid ?? -1];
     if (withBackend) {
-      const backend = add(await startNode([`${FIXTURES}gateway-backend.js`, '--sdaddr', sdaddr], /^ready (\S+)$/));
+      const backend = add(await startNode([`${FIXTURES}gateway-backend.js`, '--sdaddr', sdaddr], /^ready (\S+)$/, { execArgv: profArgs('peers-backend') }));
       pids.push(backend.proc.pid ?? -1);
     }
     const gen = await LoadGen.start(`peers-${tag}`);
@@ -275,12 +276,20 @@ async function clientPath(): Promise<void> {
       await sys.gen.cmd({ cmd: 'broadcast', rounds: 5, expect: CLIENTS });
       await sys.gen.cmd({ cmd: 'ticks', k: 2, ticks: 5, expect: CLIENTS });
     }
+    const only = new Set((process.env['BENCH_PEERS_CLIENT'] ?? 'rt,broadcast,ticks,sweep').split(','));
+    if (only.has('rt')) {
     const rt = await interleave(systems, ROUNDS, (i) => roundTrip(systems[i] as ClientSystem));
     printSamples(`client round trips, ${fmtInt(CLIENTS)} WebSocket clients, 1 request in flight each`, 'round trips/s', systems, rt, 'msg');
+    }
+    if (only.has('broadcast')) {
     const bc = await interleave(systems, ROUNDS, (i) => broadcastOne(systems[i] as ClientSystem));
     printSamples(`one broadcast at a time to ${fmtInt(CLIENTS)} clients (${BROADCASTS} per round; latency: to the last client)`, 'deliveries/s', systems, bc, 'delivery');
+    }
+    if (only.has('ticks')) {
     const k4 = await interleave(systems, ROUNDS, async (i) => (await ticks(systems[i] as ClientSystem, K_ROUNDS)) ?? { rate: NaN, p50: NaN, p99: NaN, serverUs: NaN, genUs: NaN });
     printSamples(`room ticks: k = ${K_ROUNDS} broadcasts to ${fmtInt(CLIENTS)} clients per 50 ms tick (${TICKS} ticks per round; latency: trigger to the tick's last delivery)`, 'deliveries/s', systems, k4, 'delivery');
+    }
+    if (only.has('sweep')) {
     const sweeps: Awaited<ReturnType<typeof sweep>>[] = [];
     for (const sys of systems) sweeps.push(await sweep(sys));
     const cyK = sweeps[systems.findIndex((s) => s.name === COLYSEUS)];
@@ -293,6 +302,7 @@ async function clientPath(): Promise<void> {
         return [sys.name, String(s.k), s.sample ? fmtInt(s.sample.rate) : '—', s.sample ? fmtNum(s.sample.p99, 1) : '—', s.sample ? fmtNum(s.sample.serverUs, 2) : '—', vs, s.failedAt];
       }),
     );
+    }
     console.log([...systems.map((s) => `- ${s.name}: ${s.where}.`), `- ${loadNote(cpu)}.`, ''].join('\n'));
   } finally {
     for (const sys of systems) await sys.stop();
@@ -331,17 +341,6 @@ async function memory(): Promise<void> {
 }
 
 // ---- RPC peers ----------------------------------------------------------------------
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const TEXT = 'hello';
 
@@ -391,10 +390,7 @@ function moleculer(kind: 'tcp' | 'nats'): RpcSystem {
 }
 
 function startNats(port: number): Promise<Child> {
-  // nats-server is not node: startNode runs `node <args>`, so a tiny node wrapper execs it.
-  const script = `const c=require('node:child_process').spawn(${JSON.stringify(NATS_SERVER)},['-a','127.0.0.1','-p','${port}'],{stdio:['ignore','inherit','pipe']});` +
-    `c.stderr.on('data',d=>{process.stderr.write(d);if(/Server is ready/.test(d))console.log('ready')});process.on('SIGTERM',()=>{c.kill();process.exit(0)});c.on('exit',()=>process.exit(1));`;
-  return startNode(['-e', script], /^ready$/);
+  return startExternal(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port)], 'Server is ready');
 }
 
 const pinusRpc: RpcSystem = {
