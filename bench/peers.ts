@@ -38,6 +38,7 @@
  * gamemesh agent and backend (and the load generators).
  */
 import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ServiceBroker } from 'moleculer';
 import { cpuMs, CpuLoad, drive, FIXTURES, freePort, loadNote, profArgs, startExternal, startNode, type Child, type LoadResult } from './harness.js';
@@ -100,25 +101,29 @@ async function withChildren<T>(build: (add: (c: Child) => Child) => Promise<T>, 
   }
 }
 
-async function startGamemeshWs(tag: string, probe: boolean, withBackend = true): Promise<ClientSystem> {
+/** `BENCH_PEERS_BASELINE=<dir of another built checkout>` adds its agent and backend as one more system (an A/B of a change). */
+const BASELINE = process.env['BENCH_PEERS_BASELINE'];
+
+async function startGamemeshWs(tag: string, probe: boolean, withBackend = true, root?: string): Promise<ClientSystem> {
   const children: Child[] = [];
   return withChildren(async (add) => {
     const sd = add((await startDiscovery()).child);
     const sdaddr = `${sd.ready[1]}:${sd.ready[2]}`;
     await pushRoutes(sdaddr);
-    const agent = await startAgent(sdaddr, 'ws', `peers-${tag}`, probe);
+    const agent = await startAgent(sdaddr, 'ws', `peers-${tag}${root ? '-baseline' : ''}`, probe, [], root);
     add(agent.child);
     const pids = [agent.child.proc.pid ?? -1];
     if (withBackend) {
-      const backend = add(await startNode([`${FIXTURES}gateway-backend.js`, '--sdaddr', sdaddr], /^ready (\S+)$/, { execArgv: profArgs('peers-backend') }));
+      const fixtures = root ? path.join(root, 'dist', 'bench', 'fixtures') + path.sep : FIXTURES;
+      const backend = add(await startNode([`${fixtures}gateway-backend.js`, '--sdaddr', sdaddr], /^ready (\S+)$/, { execArgv: profArgs('peers-backend') }));
       pids.push(backend.proc.pid ?? -1);
     }
     const gen = await LoadGen.start(`peers-${tag}`);
     add(gen.child);
     if (withBackend) await waitForRoute(gen, agent.wsPort);
     return {
-      name: GAMEMESH,
-      where: '`gamemesh agent` (WebSocket) -> service link -> GatewayBackend echo process (and a discovery process, idle)',
+      name: root ? `${GAMEMESH} @ baseline` : GAMEMESH,
+      where: root ? `the same, built from ${root}` : '`gamemesh agent` (WebSocket) -> service link -> GatewayBackend echo process (and a discovery process, idle)',
       port: agent.wsPort,
       transport: 'ws',
       pids,
@@ -269,6 +274,7 @@ async function clientPath(): Promise<void> {
   const systems: ClientSystem[] = [];
   try {
     systems.push(await startGamemeshWs('client', false), await startColyseus('client', false), await startCeiling('client', false));
+    if (BASELINE) systems.push(await startGamemeshWs('client', false, true, path.resolve(BASELINE)));
     for (const sys of systems) await sys.gen.cmd({ cmd: 'connect', port: sys.port, total: CLIENTS, transport: sys.transport }, 120_000);
     // Warm-up of every path before the rounds.
     for (const sys of systems) {

@@ -37,7 +37,8 @@ export class WsSession extends BaseSession {
   }
 
   get outboundBytes(): number {
-    return this.out.length + this.ws.bufferedAmount;
+    // ws's bufferedAmount walks its sender's queue too; a server session's data goes straight to the socket.
+    return this.out.length + (this.socket ? this.socket.writableLength : this.ws.bufferedAmount);
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
