@@ -3,6 +3,7 @@ import type { Logger } from '../log/index.js';
 import { logMessage, messageLogOn } from '../log/msglog.js';
 import { listenKcp, type KcpListener } from '../net/kcp/listener.js';
 import type { Session } from '../net/session.js';
+import { SharedFrame } from '../net/shared-frame.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
 import { listenWs, type WsListener } from '../net/ws.js';
 import { CloudConfig } from '../service/cloud-config.js';
@@ -235,11 +236,11 @@ export class Agent {
     // Clients that follow the old period are not cut off: each keeps the
     // longer of the two windows, and is told the new period.
     const idle = this.idleMs(Math.max(old, sec));
-    const ack = C.HandshakeAck.encode({ version: CLIENT_PROTOCOL, heartbeat_sec: sec, session_id: '', server_time_ms: Date.now() });
+    const ack = new SharedFrame(C.HandshakeAck.id, 0, C.HandshakeAck.encode({ version: CLIENT_PROTOCOL, heartbeat_sec: sec, session_id: '', server_time_ms: Date.now() }));
     for (const c of this.clients.values()) {
       if (!c.handshaken) continue;
       c.conn.setTimeouts({ idleTimeoutMs: idle });
-      c.conn.send(C.HandshakeAck.id, 0, ack);
+      c.conn.sendFrame(ack);
     }
     this.log.info({ heartbeatSec: sec }, 'heartbeat period changed');
   }
@@ -383,7 +384,17 @@ export class Agent {
   private onToClients(msg: ToClients): void {
     if (messageLogOn(this.log)) logMessage(this.log, 'send', this.routes.get(msg.msg_id)?.name ?? `#${msg.msg_id}`, msg.all ? 'all clients' : msg.client_ids.length === 1 ? `client ${msg.client_ids[0]}` : `${msg.client_ids.length} clients`, msg.body.length);
     if (msg.all) {
-      for (const c of this.clients.values()) if (c.handshaken) c.conn.send(msg.msg_id, msg.seq, msg.body);
+      // Framed once per transport: every socket gets the same bytes.
+      const frame = new SharedFrame(msg.msg_id, msg.seq, msg.body);
+      for (const c of this.clients.values()) if (c.handshaken) c.conn.sendFrame(frame);
+      return;
+    }
+    if (msg.client_ids.length > 1 && msg.seq === 0) {
+      const frame = new SharedFrame(msg.msg_id, 0, msg.body);
+      for (const id of msg.client_ids) {
+        const c = this.clients.get(id);
+        if (c?.handshaken) c.conn.sendFrame(frame);
+      }
       return;
     }
     for (const id of msg.client_ids) {
@@ -449,8 +460,8 @@ export class Agent {
     if (!up) this.groups.backendDown(peer.id);
     const clients = this.boundTo.get(peer.id);
     if (!clients || clients.size === 0) return;
-    const body = C.BackendStatus.encode({ service: peer.name, id: peer.id, up });
-    for (const c of clients) c.conn.send(C.BackendStatus.id, 0, body);
+    const frame = new SharedFrame(C.BackendStatus.id, 0, C.BackendStatus.encode({ service: peer.name, id: peer.id, up }));
+    for (const c of clients) c.conn.sendFrame(frame);
   }
 
   private onBackendGone(peer: PeerInfo): void {
