@@ -7,3 +7,4 @@ export * from './gateway/index.js';
 export * from './login/index.js';
 export * from './hub/index.js';
 export * from './harbor/index.js';
+export * from './rooms/index.js';

@@ -45,6 +45,8 @@ test('defaults when nothing is given', () => {
     listen: '127.0.0.1:0',
     admin: '',
     export: false,
+    memlimit: 0,
+    memthreshold: 0.9,
   });
   assert.deepEqual(values, {});
   assert.deepEqual(args, []);

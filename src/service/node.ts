@@ -26,6 +26,7 @@ import { resolveServiceType } from './type-table.js';
 import { visibleInCluster, EXPORT_META } from './cluster-scope.js';
 import { RouteTable } from './route.js';
 import { ExportsView } from './exports.js';
+import { MemoryMonitor } from './memory.js';
 
 /** The configuration a node needs; `loadConfig` produces a superset. */
 export interface NodeConfig {
@@ -42,6 +43,10 @@ export interface NodeConfig {
   admin?: string;
   /** Visible to other clusters (docs/clusters.md). */
   export?: boolean;
+  /** Memory limit in bytes (placement by memory); 0 or undefined: the cgroup's, else the machine's RAM. */
+  memlimit?: number;
+  /** Fraction of the limit above which the node takes no new clients or rooms. Default 0.9. */
+  memthreshold?: number;
 }
 
 export interface ServiceNodeOptions {
@@ -135,6 +140,8 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private readonly startedAt = Date.now();
   private readonly routes: RouteTable;
   private routedHandler: ((link: Link, msgId: number, body: Buffer) => void) | undefined;
+  /** This process's memory against its limit, reported in the registration (placement by memory). */
+  readonly memory: MemoryMonitor;
 
   constructor(options: ServiceNodeOptions) {
     super();
@@ -145,6 +152,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.fixedType = this.config.svctype >= 0 ? this.config.svctype : options.type;
     this.log = options.logger ?? createLogger(`service.${options.name}`);
     this.dependencies = new Set(options.dependencies ?? []);
+    this.memory = new MemoryMonitor(this.config.memlimit, this.config.memthreshold);
     this.rpc = new RpcEngine({ maxInflight: options.maxInflight ?? 10_000, logger: this.log, selfId: this.id });
     this.streams = new StreamHub({ ...options.streams, selfId: this.id, log: this.log, active: () => this.state !== 'stopping' && this.state !== 'stopped', defaultTimeoutMs: options.callTimeoutMs ?? 5000 });
     const addr = packAddr({ cluster: this.config.cluster, type: this.fixedType ?? 0, index: this.config.svcindex });
@@ -280,7 +288,9 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     if (this.name !== 'harbor' && !this.dependencies.has('harbor')) await this.watchDependency('harbor', '*');
     for (const dep of this.dependencies) await this.watchDependency(dep);
     this.directory.onConflict(this.id, (err) => this.onConflict(err));
+    this.extraMeta = { ...this.extraMeta, ...this.memory.meta() };
     await registerWhenFree(this.disco, this.descriptor(), this.log, this.opts.claimWaitMs ?? 30_000);
+    this.memory.start((meta) => this.setMeta(meta));
   }
 
   private onConflict(err: RegistrationConflict): void {
@@ -456,6 +466,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     // Work that is not an RPC (client requests through a gateway) finishes in the same window.
     await Promise.all(this.drainHooks.map((hook) => hook(Math.max(0, deadline - Date.now())).catch((err: Error) => this.log.warn({ err: err.message }, 'a drain hook failed'))));
     if (this.loadTimer) clearTimeout(this.loadTimer);
+    this.memory.stop();
     for (const w of this.watches) w.stop();
     this.directory?.close();
     this.peers.closeAll('service stopped');
