@@ -275,7 +275,16 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.directory.exports = exports;
     this.listener = await listenTcp({ host, port, maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000 }, (session) => {
       acceptLink(session, this.identity, 5000).then(
-        (link) => this.peers.addLink(link),
+        (link) => {
+          // The partition holds both ways: only an exported node takes links from other clusters.
+          const from = link.peerAddr === 0 ? this.config.cluster : unpackAddr(link.peerAddr).cluster;
+          if (from !== this.config.cluster && !this.config.export && !this.opts.allClusters) {
+            this.peers.refused++;
+            session.send(L.RpcError.id, 0, L.RpcError.encode({ code: 'unreachable', message: `${this.logicalAddress} is not exported: reach it from cluster ${from} through harbors` }));
+            return session.close(`a link from cluster ${from} to a node that is not exported`);
+          }
+          this.peers.addLink(link);
+        },
         (err: Error) => {
           this.peers.refused++;
           this.log.warn({ remote: session.remoteAddress, err: err.message }, 'refused a link');
