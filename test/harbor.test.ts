@@ -134,14 +134,14 @@ test('an unknown cluster or address answers a typed error at once, not a timeout
 test('a slow target cluster makes its harbor answer busy instead of queueing without bound', async (t) => {
   const defer = cleanupStack(t);
   const [sd1, sd2, center] = await Promise.all([startDiscoveryServer(defer), startDiscoveryServer(defer), startDiscoveryServer(defer, 500, CENTER_SECRET)]);
-  const [h1] = await Promise.all([startHarbor(defer, sd1.addr, center.addr, 1, 0, { maxQueueBytes: 64 * 1024 }), startHarbor(defer, sd2.addr, center.addr, 2)]);
+  const [h1] = await Promise.all([startHarbor(defer, sd1.addr, center.addr, 1, 0, { maxQueueBytes: 1024 }), startHarbor(defer, sd2.addr, center.addr, 2)]);
   await waitFor(() => h1.center.instances('harbor').length === 1, 5000, 'harbors linked');
   const target: ServiceNode = await startNode(defer, sd2.addr, { name: 'echo', type: 9, config: { cluster: 2, svcindex: 1 } }, serveEcho);
   const caller = await startNode(defer, sd1.addr, { name: 'caller', type: 8, config: { cluster: 1, svcindex: 1 } });
   await waitFor(() => caller.instances('harbor').length === 1, 5000, 'caller links to its harbor');
   const to = { addr: target.logicalAddress };
   await caller.call(to, EchoReq, EchoResp, { text: 'warm', n: 0 });
-  // 6 MiB of 60 KiB requests at once (under the caller's own link limit): far more than the 64 KiB the harbor may queue toward cluster 2.
+  // 6 MiB of 60 KiB requests at once (under the caller's own link limit): far more than the 1 KiB the harbor may queue toward cluster 2.
   const big = 'x'.repeat(60 * 1024);
   const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => caller.call(to, EchoReq, EchoResp, { text: big, n: i }, { timeoutMs: 20_000 })));
   const codes = results.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as { code?: string }).code));
