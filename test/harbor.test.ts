@@ -129,6 +129,10 @@ test('an unknown cluster or address answers a typed error at once, not a timeout
   assert.ok(elapsedSince(t0) < 2000, `unavailable took ${elapsedSince(t0)} ms`);
   // The route still works afterwards.
   assert.equal((await caller.call({ addr: target.logicalAddress }, EchoReq, EchoResp, { text: 'x', n: 1 })).server, target.id);
+  // A burst at a target the harbor has no link to yet: held while it dials, then delivered, every answer to its call.
+  const fresh = await startNode(defer, target.config.sdaddr, { name: 'echo', type: 9, config: { cluster: 2, svcindex: 2 } }, serveEcho);
+  const burst = await Promise.all(Array.from({ length: 100 }, (_, i) => caller.call({ addr: fresh.logicalAddress }, EchoReq, EchoResp, { text: `b${i}`, n: i })));
+  assert.deepEqual(burst.map((r) => [r.n, r.server]), Array.from({ length: 100 }, (_, i) => [i, fresh.id]));
 });
 
 test('a slow target cluster makes its harbor answer busy instead of queueing without bound', async (t) => {

@@ -30,7 +30,7 @@ export interface HarborOptions {
   centerListen?: string;
   /** Bytes queued toward one next hop before frames for it are refused with `busy`. Default 2 MiB. */
   maxQueueBytes?: number;
-  /** Frames held per target while the harbor connects to it. Default 1024. */
+  /** Frames held per target while the harbor connects to it (and, over all targets, at most maxQueueBytes of them). Default 1024. */
   maxPendingPerTarget?: number;
   /** Targets looked up and dialed at once; frames for more are refused with `busy`. Default 256. */
   maxConnecting?: number;
@@ -72,6 +72,8 @@ export class Harbor {
   /** Connected harbors of each other cluster, sorted by id; cleared when the center's links change. */
   private readonly byCluster = new Map<number, Array<{ addr: number }>>();
   private readonly connecting = new Map<number, Waiting>();
+  /** Body bytes held in `connecting`, over all targets. */
+  private heldBytes = 0;
   private relay: ExportsRelay | undefined;
 
   constructor(opts: HarborOptions) {
@@ -177,26 +179,36 @@ export class Harbor {
     if (link) return this.forward(link, h, body, back);
     // Not linked yet: hold the frames (bounded) while one lookup and dial run, so they keep their order.
     let waiting = this.connecting.get(h.dst);
+    if (waiting && waiting.frames.length >= this.maxPending) return this.bounce(h, back, 'busy', `${this.maxPending} frames already wait for ${formatAddr(h.dst)} to connect`);
+    if (!waiting && this.connecting.size >= this.maxConnecting) return this.bounce(h, back, 'busy', `harbor ${formatAddr(this.addr)} is already connecting to ${this.maxConnecting} targets`);
+    if (this.heldBytes + body.length > this.maxQueue) return this.bounce(h, back, 'busy', `harbor ${formatAddr(this.addr)} already holds ${this.heldBytes} bytes for targets that are connecting`);
+    // A copy: the frame may be a slice of a large read buffer, which it would otherwise keep alive.
+    const held = { h, body: Buffer.from(body), back };
+    this.heldBytes += body.length;
     if (waiting) {
-      if (waiting.frames.length >= this.maxPending) return this.bounce(h, back, 'busy', `${this.maxPending} frames already wait for ${formatAddr(h.dst)} to connect`);
-      waiting.frames.push({ h, body, back });
+      waiting.frames.push(held);
       return;
     }
-    if (this.connecting.size >= this.maxConnecting) return this.bounce(h, back, 'busy', `harbor ${formatAddr(this.addr)} is already connecting to ${this.maxConnecting} targets`);
-    waiting = { frames: [{ h, body, back }] };
+    waiting = { frames: [held] };
     this.connecting.set(h.dst, waiting);
     const w = waiting;
     this.local.linkTo(h.dst, this.connectTimeoutMs).then(
       (l) => {
         this.connecting.delete(h.dst);
+        this.release(w);
         for (const f of w.frames) this.forward(l, f.h, f.body, f.back);
       },
       (err: Error) => {
         this.connecting.delete(h.dst);
+        this.release(w);
         const code = err instanceof RpcError ? err.code : 'unavailable';
         for (const f of w.frames) this.bounce(f.h, f.back, code, `harbor ${formatAddr(this.addr)}: ${err.message}`);
       },
     );
+  }
+
+  private release(w: Waiting): void {
+    for (const f of w.frames) this.heldBytes -= f.body.length;
   }
 
   private forward(next: Link, h: RouteHeader, body: Buffer, back: Link): void {
