@@ -18,8 +18,9 @@ import { packAddr } from '../src/service/identity.js';
 
 const CENTER_SECRET = 'center-test-secret';
 
-async function startHarbor(defer: Defer, sdaddr: string, center: string, cluster: number, index = 0, extra: { maxQueueBytes?: number } = {}): Promise<Harbor> {
-  const harbor = new Harbor({ config: { sdaddr, cluster, svcindex: index, token: SECRET, listen: '127.0.0.1:0' }, center, centerToken: CENTER_SECRET, logger: silent, ...extra });
+async function startHarbor(defer: Defer, sdaddr: string, center: string, cluster: number, index = 0, extra: { maxQueueBytes?: number; admin?: string } = {}): Promise<Harbor> {
+  const { admin, ...rest } = extra;
+  const harbor = new Harbor({ config: { sdaddr, cluster, svcindex: index, token: SECRET, listen: '127.0.0.1:0', admin }, center, centerToken: CENTER_SECRET, logger: silent, ...rest });
   defer(() => harbor.stop());
   return harbor.start();
 }
@@ -179,4 +180,32 @@ test('with a discovery per cluster, harbors carry exported nodes across: found b
   await shown.stop();
   await waitFor(async () => (await games[0]?.addrsByType(7))?.length === 0 && (await games[1]?.addrsByType(7))?.length === 0, 5000, 'the copies leave with the registration');
   assert.equal(games[0]?.instances('battle').length, 0);
+});
+
+test("a harbor's admin port: its counts in /status and in Prometheus /metrics", async (t) => {
+  const defer = cleanupStack(t);
+  const [sd1, sd2, center] = await Promise.all([startDiscoveryServer(defer), startDiscoveryServer(defer), startDiscoveryServer(defer, 500, CENTER_SECRET)]);
+  const [h1] = await Promise.all([startHarbor(defer, sd1.addr, center.addr, 1, 0, { admin: '127.0.0.1:0' }), startHarbor(defer, sd2.addr, center.addr, 2)]);
+  await waitFor(() => h1.linkedHarbors() === 1, 5000, 'harbors linked');
+  const target = await startNode(defer, sd2.addr, { name: 'echo', type: 9, config: { cluster: 2, svcindex: 1 } }, serveEcho);
+  const caller = await startNode(defer, sd1.addr, { name: 'caller', type: 8, config: { cluster: 1, svcindex: 1 } });
+  await waitFor(() => caller.instances('harbor').length === 1, 5000, 'caller links to its harbor');
+  for (let i = 0; i < 5; i++) await caller.call({ addr: target.logicalAddress }, EchoReq, EchoResp, { text: 'm', n: i });
+  await expectRpcError(caller.call({ addr: '9.1.1' }, EchoReq, EchoResp, { text: 'x', n: 0 }), 'unreachable');
+  const base = `http://${h1.local.admin?.address}`;
+  const get = async (path: string) => {
+    const res = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${SECRET}` } });
+    assert.equal(res.status, 200, path);
+    return res.text();
+  };
+  const status = JSON.parse(await get('/status')) as { addr: string; harbor: { forwarded: number; unreachable: number; harbors: string[] } };
+  assert.equal(status.addr, '1.255.0');
+  assert.ok(status.harbor.forwarded >= 10, `forwarded ${status.harbor.forwarded}`);
+  assert.equal(status.harbor.unreachable, 1);
+  assert.deepEqual(status.harbor.harbors, ['2.255.0']);
+  const metrics = await get('/metrics');
+  const forwarded = /^gamemesh_harbor_frames_total\{result="forwarded"\} (\d+)$/m.exec(metrics);
+  assert.ok(forwarded && Number(forwarded[1]) >= 10, 'the forwarded counter is exported');
+  assert.match(metrics, /^gamemesh_harbor_frames_total\{result="unreachable"\} [1-9]/m);
+  assert.match(metrics, /^gamemesh_harbor_peers [1-9]/m);
 });

@@ -18,6 +18,7 @@ import { RESPONSE_BIT } from '../service/rpc.js';
 import { decodeRoute, encodeRoute, ROUTE_SRC_HARBOR_OFFSET, type RouteHeader } from '../service/route.js';
 import { isStreamFrame } from '../service/stream/index.js';
 import { ExportsRelay } from './exports-relay.js';
+import { harbors } from './metrics.js';
 
 export interface HarborOptions {
   /** The harbor's own cluster: sdaddr, cluster, svcindex, token, listen, admin... */
@@ -42,7 +43,7 @@ export interface HarborOptions {
   logger?: Logger;
 }
 
-export interface HarborCounts {
+export type HarborCounts = {
   /** Frames sent on toward another harbor or a local target. */
   forwarded: number;
   /** Requests answered `busy` because a next hop's queue was full (messages dropped likewise are counted too). */
@@ -53,7 +54,7 @@ export interface HarborCounts {
   unavailable: number;
   /** Frames dropped: unreadable, spoofed, or one-way with nowhere to go. */
   dropped: number;
-}
+};
 
 interface Waiting {
   readonly frames: Array<{ h: RouteHeader; body: Buffer; back: Link }>;
@@ -111,15 +112,22 @@ export class Harbor {
     return this.local.addr;
   }
 
+  /** Harbors of other clusters linked through the center now. */
+  linkedHarbors(): number {
+    return this.center.instances('harbor').filter((p) => unpackAddr(p.addr).cluster !== this.cluster).length;
+  }
+
   async start(): Promise<this> {
     if (this.center.config.sdaddr === this.local.config.sdaddr) throw new ServiceError(`--center ${this.center.config.sdaddr} is this cluster's own discovery; the center must be another one (or another etcd prefix)`);
     await this.center.start();
+    harbors.add(this);
     try {
       await this.local.start();
       this.relay = new ExportsRelay(this.cluster, this.local.discovery, this.center.discovery, this.log);
       await this.relay.start();
     } catch (err) {
       this.relay?.stop();
+      harbors.retire(this);
       await this.local.stop();
       await this.center.stop();
       throw err;
@@ -128,6 +136,7 @@ export class Harbor {
   }
 
   async stop(): Promise<void> {
+    harbors.retire(this);
     this.relay?.stop();
     await Promise.all([this.local.stop(), this.center.stop()]);
   }
