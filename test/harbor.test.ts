@@ -14,6 +14,7 @@ import { EchoReq, EchoResp } from './helpers/echo.js';
 import { cleanupStack, elapsedSince, expectRpcError, serveEcho, SECRET, silent, startDiscoveryServer, startNode, type Defer } from './helpers/mesh.js';
 import { waitFor, within } from './helpers/proc.js';
 import { RawLink } from './helpers/raw-link.js';
+import { connectDiscovery } from '../src/discovery/connect.js';
 import { packAddr } from '../src/service/identity.js';
 
 const CENTER_SECRET = 'center-test-secret';
@@ -177,6 +178,16 @@ test('with a discovery per cluster, harbors carry exported nodes across: found b
     assert.equal((await game.call({ addr: hidden.logicalAddress }, EchoReq, EchoResp, { text: 'named', n: 2 })).server, hidden.id);
     assert.equal(game.isConnected(`${hidden.id}/c3`), false);
   }
+  // Copies wiped by hand (`gamemesh sd clearvalue`) come back while their registration lives.
+  const sd1Client = await connectDiscovery(sd1.addr, { token: SECRET });
+  const centerClient = await connectDiscovery(center.addr, { token: CENTER_SECRET });
+  defer(() => Promise.all([sd1Client.close(), centerClient.close()]));
+  const key = `harbor/exports/${shown.logicalAddress}`;
+  await sd1Client.clear();
+  await centerClient.delete(key);
+  await waitFor(async () => (await sd1Client.get(key)) !== undefined && (await centerClient.get(key)) !== undefined, 5000, 'the copies are put back');
+  await waitFor(async () => (await games[0]?.addrsByType(7))?.[0] === shown.logicalAddress, 5000, 'cluster 1 sees the battle again');
+
   await shown.stop();
   await waitFor(async () => (await games[0]?.addrsByType(7))?.length === 0 && (await games[1]?.addrsByType(7))?.length === 0, 5000, 'the copies leave with the registration');
   assert.equal(games[0]?.instances('battle').length, 0);
