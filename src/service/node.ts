@@ -581,7 +581,8 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   }
 
   private async resolve(target: Target, options: CallOptions): Promise<Link> {
-    if (this.state !== 'running') throw new RpcError('unavailable', `the node is ${this.state}`);
+    // A starting node may already call the dependencies it is connected to (a hub subscription on peerUp, say).
+    if (this.state !== 'running' && this.state !== 'starting') throw new RpcError('unavailable', `the node is ${this.state}`);
     const timeoutMs = options.timeoutMs ?? this.opts.callTimeoutMs ?? 5000;
     const deadline = Date.now() + timeoutMs;
     if (typeof target === 'string') return this.pickLink(target, this.opts.defaultStrategy ?? 'round-robin', undefined, options, deadline);
