@@ -244,7 +244,8 @@ export class Matchmaker {
       });
     }
     const watch = await this.watch;
-    return watch.list().filter((d) => d.id !== node.id && (d.meta['group'] ?? '') === node.config.svcgroup);
+    // Only hosts this node may see: its cluster's, or exported ones (docs/clusters.md).
+    return watch.list().filter((d) => d.id !== node.id && (d.meta['group'] ?? '') === node.config.svcgroup && node.canSee(d));
   }
 }
 

@@ -270,11 +270,21 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     const type = await resolveServiceType(this.disco, this.name, this.fixedType);
     this.identity.addr = packAddr({ cluster: this.config.cluster, type, index: this.config.svcindex });
     this.directory = new Directory(this.disco, (id) => this.peers.stateChanged(id), (d) => this.canSee(d));
-    await this.directory.open();
-    if (!this.opts.allClusters) this.directory.exports = await new ExportsView(this.config.cluster).open(this.disco);
+    const exports = this.opts.allClusters ? undefined : new ExportsView(this.config.cluster);
+    await Promise.all([this.directory.open(), exports?.open(this.disco)]);
+    this.directory.exports = exports;
     this.listener = await listenTcp({ host, port, maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000 }, (session) => {
       acceptLink(session, this.identity, 5000).then(
-        (link) => this.peers.addLink(link),
+        (link) => {
+          // The partition holds both ways: only an exported node takes links from other clusters.
+          const from = link.peerAddr === 0 ? this.config.cluster : unpackAddr(link.peerAddr).cluster;
+          if (from !== this.config.cluster && !this.config.export && !this.opts.allClusters) {
+            this.peers.refused++;
+            session.send(L.RpcError.id, 0, L.RpcError.encode({ code: 'unreachable', message: `${this.logicalAddress} is not exported: reach it from cluster ${from} through harbors` }));
+            return session.close(`a link from cluster ${from} to a node that is not exported`);
+          }
+          this.peers.addLink(link);
+        },
         (err: Error) => {
           this.peers.refused++;
           this.log.warn({ remote: session.remoteAddress, err: err.message }, 'refused a link');
@@ -282,9 +292,10 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       );
     });
     if (this.config.admin) this.adminServer = await startNodeAdmin(this);
-    for (const dep of this.dependencies) await this.watchDependency(dep);
     // Links to this cluster's harbors carry what is sent to other clusters; they do not gate readiness.
+    // (Watched first: dependencies' links then come up no earlier in start() than before harbors existed.)
     if (this.name !== 'harbor' && !this.dependencies.has('harbor')) await this.watchDependency('harbor', '*');
+    for (const dep of this.dependencies) await this.watchDependency(dep);
     this.directory.onConflict(this.id, (err) => this.onConflict(err));
     this.extraMeta = { ...this.extraMeta, ...this.memory.meta() };
     await registerWhenFree(this.disco, this.descriptor(), this.log, this.opts.claimWaitMs ?? 30_000);
