@@ -44,6 +44,9 @@ test('defaults when nothing is given', () => {
     cluster: 1,
     listen: '127.0.0.1:0',
     admin: '',
+    svcversion: 1,
+    'drain-max': 600,
+    'stop-timeout': 8,
   });
   assert.deepEqual(values, {});
   assert.deepEqual(args, []);
