@@ -57,8 +57,9 @@ test('a newer version takes over while calls flow; the older one retires and sto
       try {
         const r = await caller.call('echo', EchoReq, EchoResp, { text: 'hi', n }, { timeoutMs: 3000 });
         servers.set(r.server, (servers.get(r.server) ?? 0) + 1);
-      } catch {
+      } catch (err) {
         failures++;
+        t.diagnostic(`call failed: ${(err as Error).message}`);
       }
       await new Promise((r) => setTimeout(r, 2));
     }

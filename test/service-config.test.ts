@@ -47,6 +47,9 @@ test('defaults when nothing is given', () => {
     svcversion: 1,
     'drain-max': 600,
     'stop-timeout': 8,
+    export: false,
+    memlimit: 0,
+    memthreshold: 0.9,
   });
   assert.deepEqual(values, {});
   assert.deepEqual(args, []);

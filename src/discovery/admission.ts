@@ -11,7 +11,16 @@
 import type { NodeState } from './node-state.js';
 import type { ServiceDesc } from './types.js';
 
-export type Admission = { readonly admit: true } | { readonly admit: false; readonly reason: string };
+/**
+ * `code` says which rule refused: `disabled`, `draining`, `retiring`,
+ * `outdated` here; composed filters add their own (`memory`, ...).
+ */
+export type Admission = { readonly admit: true } | { readonly admit: false; readonly code: string; readonly reason: string };
+
+/** Refused only for being replaced (retiring or outdated): such a node still serves when no other can. */
+export function replacedOnly(a: Admission): boolean {
+  return !a.admit && (a.code === 'retiring' || a.code === 'outdated');
+}
 
 export const ADMIT: Admission = { admit: true };
 
@@ -46,11 +55,11 @@ export function isRetiring(desc: AdmissionRecord): boolean {
 
 /** The single admission rule: admit, or the reason why not. */
 export function admission(desc: AdmissionRecord, ctx: AdmissionContext = {}): Admission {
-  if (ctx.state && !ctx.state.available) return { admit: false, reason: `${desc.id} is disabled (config/nodes/${desc.id})` };
-  if (ctx.draining) return { admit: false, reason: `${desc.id} is stopping` };
-  if (isRetiring(desc)) return { admit: false, reason: `${desc.id} is retiring` };
+  if (ctx.state && !ctx.state.available) return { admit: false, code: 'disabled', reason: `${desc.id} is disabled (config/nodes/${desc.id})` };
+  if (ctx.draining) return { admit: false, code: 'draining', reason: `${desc.id} is stopping` };
+  if (isRetiring(desc)) return { admit: false, code: 'retiring', reason: `${desc.id} is retiring` };
   const version = versionOf(desc);
-  if (ctx.newest !== undefined && version < ctx.newest) return { admit: false, reason: `${desc.id} runs version ${version}; version ${ctx.newest} of ${desc.name} is live` };
+  if (ctx.newest !== undefined && version < ctx.newest) return { admit: false, code: 'outdated', reason: `${desc.id} runs version ${version}; version ${ctx.newest} of ${desc.name} is live` };
   return ADMIT;
 }
 

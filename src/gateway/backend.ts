@@ -6,6 +6,7 @@ import type { MessageType } from '../wire/registry.js';
 import { KickCode } from './kick.js';
 import { ATTR, endSpan, SpanKind, startSpan, tracingOn, withSpan, type Span } from '../observe/tracing.js';
 import { isThenable, Mailboxes } from './mailbox.js';
+import { Groups, type Group, type GroupOptions } from './groups.js';
 import { C, G, type ClientClosed, type ClientMessage, type RestoreClients } from './messages.js';
 
 /** A client as a backend sees it: which agent holds it, and its id there. */
@@ -81,6 +82,8 @@ export class GatewayBackend {
   /** Clients that sent here (bound or sticky) and have not closed, by agent: what a retiring backend waits for. */
   private readonly known = new Map<string, Set<number>>();
   private knownCount = 0;
+  /** This backend's groups (docs/rooms.md). */
+  readonly groups: Groups;
 
   constructor(
     readonly node: ServiceNode,
@@ -90,6 +93,7 @@ export class GatewayBackend {
     this.agentService = opts.agentService ?? 'agent';
     this.mailboxes = new Mailboxes(opts.maxQueuedPerClient ?? 128);
     this.maxQueued = opts.maxQueued ?? 100_000;
+    this.groups = new Groups(node);
     node.addDependency(this.agentService);
     node.onMessage(G.ClientMessage, (msg, ctx) => this.onClientMessage(msg, ctx.peer));
     node.onMessage(G.ClientClosed, (msg, ctx) => this.onClosedFrame(msg, ctx.peer));
@@ -101,6 +105,8 @@ export class GatewayBackend {
       // Its clients come back (if they do) through RestoreClients on the next link.
       this.knownCount -= this.known.get(peer.id)?.size ?? 0;
       this.known.delete(peer.id);
+      // The agent forgot this backend's groups with the link: its members leave them here too.
+      this.groups.agentDown(peer.id, `the link to ${peer.id} went down`);
     });
     node.addHold(() => this.knownCount);
     node.on('drainTimeout', () => {
@@ -162,6 +168,15 @@ export class GatewayBackend {
   onClientRestored(fn: RestoredHandler): this {
     this.restoredHandlers.push(fn);
     return this;
+  }
+
+  /**
+   * The group with this id, made on first use: add/remove clients, and
+   * broadcast to its members with one message per agent. Members leave by
+   * themselves when they close; an empty group is dropped unless kept.
+   */
+  group(id: string, options?: GroupOptions): Group {
+    return this.groups.get(id, options);
   }
 
   /** Sends one message to one client. Returns false if its agent is not linked. */
@@ -279,6 +294,7 @@ export class GatewayBackend {
   private onClosedFrame(msg: ClientClosed, agent: PeerInfo): void {
     const client: ClientInfo = { agent: agent.id, id: msg.client_id, session: msg.session };
     this.forgetClient(agent.id, msg.client_id);
+    this.groups.clientClosed(client, msg.reason);
     this.mailboxes.close(agent.id, msg.client_id, () => {
       for (const fn of this.closedHandlers) {
         try {

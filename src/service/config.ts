@@ -69,6 +69,12 @@ export interface ServiceConfig {
   readonly 'drain-max': number;
   /** Seconds a graceful stop (SIGTERM, Ctrl+C, POST /stop) lets work in flight finish before the process exits anyway. */
   readonly 'stop-timeout': number;
+  /** Visible to other clusters' lookups by type and selection by name (docs/clusters.md). */
+  readonly export: boolean;
+  /** Memory limit in bytes for placement by memory; 0: the cgroup's limit, else the machine's RAM. */
+  readonly memlimit: number;
+  /** Above this fraction of its memory limit the node takes no new clients or rooms. */
+  readonly memthreshold: number;
 }
 
 export class ConfigError extends Error {
@@ -110,6 +116,9 @@ export const STANDARD_FLAGS = {
   svcversion: { type: 'integer', default: 1, description: 'version of this instance; a live higher version of the same service retires it', validate: inRange(1, 2 ** 31 - 1) },
   'drain-max': { type: 'number', default: 600, description: 'seconds a retiring instance waits for its clients to leave, then kicks them to reconnect elsewhere', validate: positiveUpTo(7 * 24 * 3600) },
   'stop-timeout': { type: 'number', default: 8, description: 'seconds a graceful stop waits for work in flight before exiting anyway', validate: positiveUpTo(3600) },
+  export: { type: 'boolean', default: false, description: "let other clusters' nodes find, dial and select this node (docs/clusters.md)" },
+  memlimit: { type: 'size', default: 0, description: "memory limit for placement by memory (bytes, or 512m/2g); 0 = the cgroup's limit, else the machine's RAM" },
+  memthreshold: { type: 'number', default: 0.9, description: 'above this fraction of its memory limit the node takes no new clients or rooms', validate: (v: number) => (v > 0 && v <= 1 ? undefined : 'must be above 0 and at most 1') },
 } as const satisfies Record<keyof ServiceConfig, FlagSpec>;
 
 // Fails to compile when a flag's type and its ServiceConfig field drift apart (`satisfies` above keeps the keys in step).

@@ -17,6 +17,12 @@ import { requestExit } from './lifecycle.js';
 const POLL_MS = 200;
 /** After the drain-max kicks, time for them to reach the clients before the links close. */
 const KICK_FLUSH_MS = 300;
+/**
+ * Between telling the peers "draining" and stopping: a call a peer sent
+ * before it heard (it had no other instance linked yet) still arrives, and
+ * is answered rather than cut off by the close.
+ */
+const HANDOVER_MS = 500;
 
 export interface RetireHost {
   readonly id: string;
@@ -31,6 +37,8 @@ export interface RetireHost {
   setMeta(meta: Readonly<Record<string, string>>): void;
   /** What still holds the node: clients, bindings, calls in flight. */
   busy(): number;
+  /** Tells every linked peer to pick it no more (L.Draining). */
+  announceDraining(): void;
   /** Events on the node. */
   retiring(reason: string): void;
   drainTimeout(): void;
@@ -107,8 +115,11 @@ export class Retirement {
     this.finished = true;
     this.clearTimers();
     this.host.log.info({ why, retiredInSec: Math.round((Date.now() - this.since) / 100) / 10 }, 'retired');
-    this.host.retired();
-    if (!requestExit(0, `retired: ${why}`)) void this.host.stop();
+    this.host.announceDraining();
+    setTimeout(() => {
+      this.host.retired();
+      if (!requestExit(0, `retired: ${why}`)) void this.host.stop();
+    }, HANDOVER_MS);
   }
 
   private clearTimers(): void {
