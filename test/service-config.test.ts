@@ -44,6 +44,10 @@ test('defaults when nothing is given', () => {
     cluster: 1,
     listen: '127.0.0.1:0',
     admin: '',
+    hub: '',
+    hubtoken: '',
+    hubuser: '',
+    hubpass: '',
   });
   assert.deepEqual(values, {});
   assert.deepEqual(args, []);

@@ -1,4 +1,4 @@
-import { GatewayBackend, Hub, RpcError, ServiceNode, type ServiceConfig } from '../../src/index.js';
+import { createHub, GatewayBackend, RpcError, ServiceNode, type ServiceConfig } from '../../src/index.js';
 import { loadJwtKey } from '../../src/login/index.js';
 import { EarnGoldReq, EarnGoldResp, EnterGameReq, EnterGameResp, LevelUpReq, LevelUpResp, StatsReq, StatsResp } from '../gen/index.js';
 import { PlayerSessions } from '../shared/sessions.js';
@@ -28,7 +28,7 @@ export async function startGame(options: GameOptions): Promise<{ node: ServiceNo
   // The key is read from the KV once the node is up; a client that is faster waits for it.
   let resolveKey: (key: Uint8Array) => void = () => {};
   const jwtKey = new Promise<Uint8Array>((resolve) => (resolveKey = resolve));
-  const players = new PlayerSessions(backend, new Hub(node), jwtKey, 'not in the game: send EnterGameReq first');
+  const players = new PlayerSessions(backend, createHub(node), jwtKey, 'not in the game: send EnterGameReq first');
 
   backend.handle(EnterGameReq, EnterGameResp, async (req, client) => {
     const name = await players.signIn(client, req.token);

@@ -9,6 +9,7 @@ import { channelProblem, HUB_DEFAULTS, throttled } from './limits.js';
 import { H, PublishBytes } from './messages.js';
 import { context, tracingOn } from '../observe/tracing.js';
 import { hubClients } from './metrics.js';
+import type { HubClientStats, HubEvents, PubSub } from './api.js';
 
 export interface HubOptions {
   /** The hub service's name in discovery (default "hub"). */
@@ -23,22 +24,6 @@ export interface HubOptions {
   maxBody?: number;
   /** Deadline of subscribe and unsubscribe requests to a hub (default 5 s). */
   requestTimeoutMs?: number;
-}
-
-export interface HubEvents {
-  /** A hub instance has answered every subscription request of this process since its link came up. */
-  synced: [hubId: string];
-}
-
-export interface HubClientStats {
-  /** Publishes handed to a hub link or queued. */
-  published: number;
-  /** Publishes dropped because the queue was full. */
-  dropped: number;
-  /** Publishes waiting for a hub. */
-  queued: number;
-  /** Deliveries received. */
-  received: number;
 }
 
 /** One connected hub instance. */
@@ -69,7 +54,7 @@ const RETRY_MS = 500;
  *   wait in a bounded queue: a node that subscribes and then publishes on
  *   the same channel receives its own message.
  */
-export class Hub extends EventEmitter<HubEvents> {
+export class Hub extends EventEmitter<HubEvents> implements PubSub {
   readonly node: ServiceNode;
   private readonly service: string;
   private readonly channels: Channels;
@@ -317,4 +302,4 @@ function fnv1a(text: string): number {
 }
 
 
-export type { ChannelHandler, DeliveryInfo, RawChannelHandler, Unsubscribe };
+export type { ChannelHandler, DeliveryInfo, HubClientStats, HubEvents, RawChannelHandler, Unsubscribe };

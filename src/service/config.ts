@@ -63,6 +63,12 @@ export interface ServiceConfig {
   readonly listen: string;
   /** host:port of the admin HTTP port (/metrics, /status); '' = off; port 0 picks a free one. */
   readonly admin: string;
+  /** Pub/sub backend: '' is the hub service; `nats://host:port[,host:port]` is NATS (src/hub/nats). */
+  readonly hub: string;
+  /** NATS auth for --hub: a token, or a user and password. */
+  readonly hubtoken: string;
+  readonly hubuser: string;
+  readonly hubpass: string;
 }
 
 export class ConfigError extends Error {
@@ -101,6 +107,10 @@ export const STANDARD_FLAGS = {
   cluster: { type: 'integer', default: 1, description: `cluster number of logical addresses (0..${MAX_CLUSTER})`, validate: inRange(0, MAX_CLUSTER) },
   listen: { type: 'string', default: '127.0.0.1:0', description: "host:port of the service's own port", validate: checkHostPort },
   admin: { type: 'string', default: '', description: "host:port of the admin HTTP port (/metrics, /status; needs the token as a bearer token); '' = off", validate: (v: string) => (v === '' ? undefined : checkHostPort(v)) },
+  hub: { type: 'string', default: '', description: "pub/sub backend: '' = the hub service, nats://host:port[,host:port] = NATS", validate: checkHub },
+  hubtoken: { type: 'string', default: '', description: 'NATS token for --hub nats://' },
+  hubuser: { type: 'string', default: '', description: 'NATS user for --hub nats:// (with --hubpass)' },
+  hubpass: { type: 'string', default: '', description: 'NATS password for --hubuser' },
 } as const satisfies Record<keyof ServiceConfig, FlagSpec>;
 
 // Fails to compile when a flag's type and its ServiceConfig field drift apart (`satisfies` above keeps the keys in step).
@@ -345,6 +355,12 @@ function checkHostPort(v: string): string | undefined {
 function checkSdaddr(v: string): string | undefined {
   if (/^[a-z][a-z0-9+.-]*:\/\/\S+$/i.test(v)) return undefined;
   return checkHostPort(v) && 'expected host:port or etcd://host:port';
+}
+
+function checkHub(v: string): string | undefined {
+  // Credentials in the URL would show in logs and `ps`: they have flags of their own.
+  if (v === '' || /^nats:\/\/[^,@\s/]+:\d+(,(nats:\/\/)?[^,@\s/]+:\d+)*$/.test(v)) return undefined;
+  return "expected '' (the hub service) or nats://host:port[,host:port] (credentials go in --hubtoken or --hubuser/--hubpass)";
 }
 
 function checkGroup(v: string): string | undefined {

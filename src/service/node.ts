@@ -37,6 +37,11 @@ export interface NodeConfig {
   svctype: number;
   /** host:port of the admin HTTP port; '' or undefined = none. */
   admin?: string;
+  /** Pub/sub backend for createHub: '' or undefined = the hub service; nats://... = NATS, with its credentials. */
+  hub?: string;
+  hubtoken?: string;
+  hubuser?: string;
+  hubpass?: string;
 }
 
 export interface ServiceNodeOptions {
