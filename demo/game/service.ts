@@ -3,10 +3,11 @@ import { loadJwtKey } from '../../src/login/index.js';
 import { EarnGoldReq, EarnGoldResp, EnterGameReq, EnterGameResp, LevelUpReq, LevelUpResp, StatsReq, StatsResp } from '../gen/index.js';
 import { PlayerSessions } from '../shared/sessions.js';
 import { earn, levelUp, RuleError, type PlayerState } from './rules.js';
-import { PlayerStore } from './store.js';
+import { openStore } from './store.js';
 
 export interface GameOptions {
   config: Partial<ServiceConfig>;
+  /** A SQLite file, or postgres://user@host:port/db. */
   db: string;
   jwtSecret?: string;
 }
@@ -24,7 +25,7 @@ export interface GameOptions {
 export async function startGame(options: GameOptions): Promise<{ node: ServiceNode; stop(): Promise<void> }> {
   const node = new ServiceNode({ name: 'game', config: options.config });
   const backend = new GatewayBackend(node);
-  const store = new PlayerStore(options.db);
+  const store = await openStore(options.db);
   // The key is read from the KV once the node is up; a client that is faster waits for it.
   let resolveKey: (key: Uint8Array) => void = () => {};
   const jwtKey = new Promise<Uint8Array>((resolve) => (resolveKey = resolve));
@@ -62,7 +63,7 @@ export async function startGame(options: GameOptions): Promise<{ node: ServiceNo
     node,
     stop: async () => {
       await node.stop();
-      store.close();
+      await store.close();
     },
   };
 }
