@@ -48,6 +48,9 @@ test('defaults when nothing is given', () => {
     hubtoken: '',
     hubuser: '',
     hubpass: '',
+    export: false,
+    memlimit: 0,
+    memthreshold: 0.9,
   });
   assert.deepEqual(values, {});
   assert.deepEqual(args, []);

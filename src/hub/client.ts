@@ -239,7 +239,7 @@ export class Hub extends EventEmitter<HubEvents> implements PubSub {
     for (const hub of this.hubs.values()) this.send(hub, kind, channels);
   }
 
-  private send(hub: HubLink, kind: 'sub' | 'unsub', channels: readonly string[]): void {
+  private send(hub: HubLink, kind: 'sub' | 'unsub', channels: readonly string[], attempt = 0): void {
     const type = kind === 'sub' ? H.Subscribe : H.Unsubscribe;
     for (let i = 0; i < channels.length; i += CHUNK) {
       const chunk = channels.slice(i, i + CHUNK);
@@ -247,7 +247,7 @@ export class Hub extends EventEmitter<HubEvents> implements PubSub {
       this.node.call({ id: hub.id }, type, H.Ok, { channels: chunk }, { timeoutMs: this.opts.requestTimeoutMs }).then(
         () => this.answered(hub),
         (err: Error) => {
-          this.failed(hub, kind, chunk, err);
+          this.failed(hub, kind, chunk, err, attempt);
           this.answered(hub);
         },
       );
@@ -267,20 +267,25 @@ export class Hub extends EventEmitter<HubEvents> implements PubSub {
     if (this.synced) for (const resolve of this.syncWaiters.splice(0)) resolve();
   }
 
-  private failed(hub: HubLink, kind: 'sub' | 'unsub', channels: string[], err: Error): void {
+  private failed(hub: HubLink, kind: 'sub' | 'unsub', channels: string[], err: Error, attempt: number): void {
     if (this.hubs.get(hub.id) !== hub) return; // the link went down: its peerUp sends everything again
     if (err instanceof RpcError && err.code === 'bad_request') {
       this.node.log.error({ hub: hub.id, channels: channels.slice(0, 5), count: channels.length, err: err.message }, 'the hub refused a subscription');
       return;
     }
-    // The hub is up but did not answer (timeout, busy): try again with what still holds.
-    this.node.log.warn({ hub: hub.id, kind, err: err.message }, 'hub subscription request failed; retrying');
+    // The hub is up but did not answer (timeout, busy), or this node is still starting (links come up
+    // before it takes calls): try again soon, with what still holds. Until then the hub is not in step.
+    const delay = Math.min(RETRY_MS, 25 * 2 ** attempt);
+    if (attempt >= 4) this.node.log.warn({ hub: hub.id, kind, err: err.message, attempt }, 'hub subscription request failed; retrying');
+    hub.pending++;
     const timer = setTimeout(() => {
       hub.retries.delete(timer);
       if (this.hubs.get(hub.id) !== hub) return;
+      hub.pending--;
       const still = channels.filter((c) => this.channels.has(c) === (kind === 'sub'));
-      this.send(hub, kind, still);
-    }, RETRY_MS);
+      this.send(hub, kind, still, attempt + 1);
+      this.settled(hub);
+    }, delay);
     timer.unref();
     hub.retries.add(timer);
   }

@@ -69,6 +69,12 @@ export interface ServiceConfig {
   readonly hubtoken: string;
   readonly hubuser: string;
   readonly hubpass: string;
+  /** Visible to other clusters' lookups by type and selection by name (docs/clusters.md). */
+  readonly export: boolean;
+  /** Memory limit in bytes for placement by memory; 0: the cgroup's limit, else the machine's RAM. */
+  readonly memlimit: number;
+  /** Above this fraction of its memory limit the node takes no new clients or rooms. */
+  readonly memthreshold: number;
 }
 
 export class ConfigError extends Error {
@@ -111,6 +117,9 @@ export const STANDARD_FLAGS = {
   hubtoken: { type: 'string', default: '', description: 'NATS token for --hub nats://' },
   hubuser: { type: 'string', default: '', description: 'NATS user for --hub nats:// (with --hubpass)' },
   hubpass: { type: 'string', default: '', description: 'NATS password for --hubuser' },
+  export: { type: 'boolean', default: false, description: "let other clusters' nodes find, dial and select this node (docs/clusters.md)" },
+  memlimit: { type: 'size', default: 0, description: "memory limit for placement by memory (bytes, or 512m/2g); 0 = the cgroup's limit, else the machine's RAM" },
+  memthreshold: { type: 'number', default: 0.9, description: 'above this fraction of its memory limit the node takes no new clients or rooms', validate: (v: number) => (v > 0 && v <= 1 ? undefined : 'must be above 0 and at most 1') },
 } as const satisfies Record<keyof ServiceConfig, FlagSpec>;
 
 // Fails to compile when a flag's type and its ServiceConfig field drift apart (`satisfies` above keeps the keys in step).
