@@ -50,6 +50,11 @@ export interface NodeConfig {
   'drain-max'?: number;
   /** Seconds a graceful stop waits for work in flight (default 8; shutdownTimeoutMs overrides it). */
   'stop-timeout'?: number;
+  /** Pub/sub backend for createHub: '' or undefined = the hub service; nats://... = NATS, with its credentials. */
+  hub?: string;
+  hubtoken?: string;
+  hubuser?: string;
+  hubpass?: string;
   /** Visible to other clusters (docs/clusters.md). */
   export?: boolean;
   /** Memory limit in bytes (placement by memory); 0 or undefined: the cgroup's, else the machine's RAM. */
