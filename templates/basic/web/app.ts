@@ -1,0 +1,46 @@
+// The page: log in (POST /api/login), connect to the gateway login picked,
+// join the lobby, and show who comes and goes.
+import { GameClient, wsTransport } from 'gamemesh/client';
+import { JoinReq, JoinResp, LobbyChanged } from '../src/gen/index.js';
+
+const form = document.getElementById('login') as HTMLFormElement;
+const account = document.getElementById('account') as HTMLInputElement;
+const playersEl = document.getElementById('players') as HTMLElement;
+const log = document.getElementById('log') as HTMLOListElement;
+const players = new Set<string>();
+
+function say(text: string): void {
+  const li = document.createElement('li');
+  li.textContent = text;
+  log.append(li);
+}
+
+function show(): void {
+  playersEl.textContent = [...players].sort().join(', ') || '-';
+}
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  void join(account.value.trim()).catch((err: unknown) => say(`error: ${err instanceof Error ? err.message : String(err)}`));
+});
+
+async function join(name: string): Promise<void> {
+  // Demo mode (cluster.json runs login with --demo): any name logs in, with any password.
+  const res = await fetch('/api/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ account: name, password: 'password' }) });
+  const reply = (await res.json()) as { token?: string; agent?: { ws?: string }; error?: string };
+  if (!res.ok || !reply.token || !reply.agent?.ws) throw new Error(reply.error ?? `login answered ${res.status}`);
+  const ws = reply.agent.ws;
+  const client = new GameClient({ transport: () => wsTransport(ws), token: reply.token });
+  client.on(LobbyChanged, (change) => {
+    if (change.joined) players.add(change.name);
+    else players.delete(change.name);
+    say(`${change.name} ${change.joined ? 'joined' : 'left'}`);
+    show();
+  });
+  await client.connect();
+  const joined = await client.request(JoinReq, JoinResp, {});
+  for (const p of joined.players) players.add(p);
+  say(`you are ${joined.name}`);
+  form.hidden = true;
+  show();
+}
