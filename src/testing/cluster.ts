@@ -23,7 +23,8 @@ import { applyLevels } from '../log/registry.js';
 import { startLogin, type LoginServer } from '../login/server.js';
 import type { NodeConfig } from '../service/node.js';
 import { ServiceNode } from '../service/node.js';
-import { loginOver, TestClusterError } from './login.js';
+import { login as loginOver } from '../client/login.js';
+import { TestClusterError } from './errors.js';
 
 /** Anything a service start returns: a ServiceNode, or an object that stops the service. */
 export interface Stoppable {

@@ -8,4 +8,4 @@
  * ```
  */
 export { startTestCluster, type Stoppable, type TestClient, type TestClientOptions, type TestCluster, type TestClusterOptions, type TestLoginOptions, type TestService, type TestServiceConfig } from './cluster.js';
-export { TestClusterError } from './login.js';
+export { TestClusterError } from './errors.js';

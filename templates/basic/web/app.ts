@@ -1,6 +1,6 @@
 // The page: log in (POST /api/login), connect to the gateway login picked,
 // join the lobby, and show who comes and goes.
-import { GameClient, wsTransport } from 'gamemesh/client';
+import { GameClient, login, wsTransport } from 'gamemesh/client';
 import { JoinReq, JoinResp, LobbyChanged } from '../src/gen/index.js';
 
 const form = document.getElementById('login') as HTMLFormElement;
@@ -26,11 +26,10 @@ form.addEventListener('submit', (event) => {
 
 async function join(name: string): Promise<void> {
   // Demo mode (cluster.json runs login with --demo): any name logs in, with any password.
-  const res = await fetch('/api/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ account: name, password: 'password' }) });
-  const reply = (await res.json()) as { token?: string; agent?: { ws?: string }; error?: string };
-  if (!res.ok || !reply.token || !reply.agent?.ws) throw new Error(reply.error ?? `login answered ${res.status}`);
-  const ws = reply.agent.ws;
-  const client = new GameClient({ transport: () => wsTransport(ws), token: reply.token });
+  const answer = await login(location.origin, name, 'password');
+  const ws = answer.agent.ws;
+  if (!ws) throw new Error('login gave no WebSocket address');
+  const client = new GameClient({ transport: () => wsTransport(ws), token: answer.token });
   client.on(LobbyChanged, (change) => {
     if (change.joined) players.add(change.name);
     else players.delete(change.name);
