@@ -3,12 +3,15 @@ import type { Logger } from '../log/index.js';
 import { logMessage, messageLogOn } from '../log/msglog.js';
 import { listenKcp, type KcpListener } from '../net/kcp/listener.js';
 import type { Session } from '../net/session.js';
+import { SharedFrame } from '../net/shared-frame.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
 import { listenWs, type WsListener } from '../net/ws.js';
 import { CloudConfig } from '../service/cloud-config.js';
 import { ServiceNode, type ServiceNodeOptions } from '../service/node.js';
 import type { PeerInfo } from '../service/rpc.js';
 import { Selector, type Strategy } from '../service/select.js';
+import { AgentGroups } from './agent-groups.js';
+import { isRoomMessage, roomTarget } from './agent-rooms.js';
 import { ClientConn } from './client-conn.js';
 import { identityConflict } from './identity.js';
 import { KickCode } from './kick.js';
@@ -80,6 +83,7 @@ export class Agent {
   private readonly opts: AgentOptions;
   private readonly clients = new Map<number, ClientConn>();
   private readonly boundTo = new Map<string, Set<ClientConn>>();
+  private readonly groups = new AgentGroups((id) => this.clients.get(id));
   private readonly selector = new Selector();
   private routes: RouteTable;
   private heartbeatSec: number;
@@ -104,6 +108,9 @@ export class Agent {
     this.node.onMessage(G.ToClients, (msg) => this.onToClients(msg));
     this.node.onMessage(G.KickClients, (msg) => this.onKickClients(msg));
     this.node.onMessage(G.UnbindClients, (msg, ctx) => this.onUnbindClients(msg, ctx.peer));
+    this.node.onMessage(G.GroupAdd, (msg, ctx) => this.groups.add(ctx.peer.id, msg));
+    this.node.onMessage(G.GroupRemove, (msg, ctx) => this.groups.remove(ctx.peer.id, msg));
+    this.node.onMessage(G.GroupSend, (msg, ctx) => void this.groups.send(ctx.peer.id, msg));
     this.node.handle(G.BindReq, G.BindResp, (req, ctx) => this.onBind(req, ctx.peer));
     this.node.on('linkUp', (peer) => this.restoreClients(peer));
     this.node.on('peerUp', (peer) => this.onBackendStatus(peer, true));
@@ -229,11 +236,11 @@ export class Agent {
     // Clients that follow the old period are not cut off: each keeps the
     // longer of the two windows, and is told the new period.
     const idle = this.idleMs(Math.max(old, sec));
-    const ack = C.HandshakeAck.encode({ version: CLIENT_PROTOCOL, heartbeat_sec: sec, session_id: '', server_time_ms: Date.now() });
+    const ack = new SharedFrame(C.HandshakeAck.id, 0, C.HandshakeAck.encode({ version: CLIENT_PROTOCOL, heartbeat_sec: sec, session_id: '', server_time_ms: Date.now() }));
     for (const c of this.clients.values()) {
       if (!c.handshaken) continue;
       c.conn.setTimeouts({ idleTimeoutMs: idle });
-      c.conn.send(C.HandshakeAck.id, 0, ack);
+      c.conn.sendFrame(ack);
     }
     this.log.info({ heartbeatSec: sec }, 'heartbeat period changed');
   }
@@ -245,9 +252,11 @@ export class Agent {
   // ---- clients ------------------------------------------------------------
 
   private accept(conn: Session, req?: IncomingMessage): void {
-    if (this.stopping || this.clients.size >= (this.opts.maxClients ?? 100_000)) {
+    // Placement by memory: above its threshold the agent takes no new clients (login stops sending them too).
+    const memory = this.stopping ? undefined : this.node.memory.refusal(this.node.id);
+    if (this.stopping || memory !== undefined || this.clients.size >= (this.opts.maxClients ?? 100_000)) {
       countKick(KickCode.SHUTDOWN);
-      conn.send(C.Kick.id, 0, C.Kick.encode({ code: KickCode.SHUTDOWN, reason: this.stopping ? 'the agent is shutting down' : 'the agent is full' }));
+      conn.send(C.Kick.id, 0, C.Kick.encode({ code: KickCode.SHUTDOWN, reason: this.stopping ? 'the agent is shutting down' : memory !== undefined ? `the agent is full: ${memory}` : 'the agent is full' }));
       conn.close('refused');
       return;
     }
@@ -273,6 +282,7 @@ export class Agent {
     }
     if (!client.handshaken) return this.onHandshake(client, msgId, seq, body);
     if (msgId === C.Ping.id) return void client.conn.send(C.Pong.id, seq, C.Pong.encode({ server_time_ms: Date.now() }));
+    if (isRoomMessage(msgId)) return this.onRoomFrame(client, msgId, seq, body);
     const route = this.routes.get(msgId);
     if (messageLogOn(this.log)) logMessage(this.log, 'recv', route?.name ?? `#${msgId}`, `client ${client.id}`, body.length);
     if (!route) {
@@ -311,6 +321,25 @@ export class Agent {
     }
   }
 
+  /** Rooms' messages (310-314) name their service; agent-rooms.ts says which instance gets them. */
+  private onRoomFrame(client: ClientConn, msgId: number, seq: number, body: Buffer): void {
+    const target = roomTarget(
+      client,
+      msgId,
+      body,
+      (service) => this.routes.services().includes(service),
+      (service, key) => this.selector.pick(service, this.node.instances(service), 'hash', key)?.id,
+    );
+    if (!target) return;
+    if ('code' in target) return client.error(seq, target.code, target.message);
+    if (!this.node.sendToPeer(target.backend, G.ClientMessage, { client_id: client.id, msg_id: msgId, seq, body, session: client.session })) {
+      this.stats.undeliverable++;
+      return client.error(seq, 'unavailable', `${target.backend} is not reachable right now`);
+    }
+    this.stats.forwarded++;
+    if (seq !== 0) client.forwarded(seq, target.backend);
+  }
+
   private stickyBackend(client: ClientConn, service: string): string | undefined {
     const current = client.sticky?.get(service);
     if (current && this.node.isConnected(current)) return current;
@@ -341,7 +370,9 @@ export class Agent {
     countClose(reason);
     if (this.spans.active) this.spans.clientClosed(client, reason);
     this.stats.online = this.clients.size;
-    for (const backend of client.backends()) {
+    const backends = client.backends();
+    this.groups.clientClosed(client);
+    for (const backend of backends) {
       this.boundTo.get(backend)?.delete(client);
       this.node.sendToPeer(backend, G.ClientClosed, { client_id: client.id, reason, session: client.session });
     }
@@ -353,7 +384,17 @@ export class Agent {
   private onToClients(msg: ToClients): void {
     if (messageLogOn(this.log)) logMessage(this.log, 'send', this.routes.get(msg.msg_id)?.name ?? `#${msg.msg_id}`, msg.all ? 'all clients' : msg.client_ids.length === 1 ? `client ${msg.client_ids[0]}` : `${msg.client_ids.length} clients`, msg.body.length);
     if (msg.all) {
-      for (const c of this.clients.values()) if (c.handshaken) c.conn.send(msg.msg_id, msg.seq, msg.body);
+      // Framed once per transport: every socket gets the same bytes.
+      const frame = new SharedFrame(msg.msg_id, msg.seq, msg.body);
+      for (const c of this.clients.values()) if (c.handshaken) c.conn.sendFrame(frame);
+      return;
+    }
+    if (msg.client_ids.length > 1 && msg.seq === 0) {
+      const frame = new SharedFrame(msg.msg_id, 0, msg.body);
+      for (const id of msg.client_ids) {
+        const c = this.clients.get(id);
+        if (c?.handshaken) c.conn.sendFrame(frame);
+      }
       return;
     }
     for (const id of msg.client_ids) {
@@ -416,10 +457,11 @@ export class Agent {
     // Requests the backend will now never answer fail at once instead of at the client's timeout.
     if (!up) for (const c of this.clients.values()) c.failInflight(peer.id, `${peer.name} (${peer.id}) went down before answering`);
     if (!up && this.spans.active) this.spans.backendDown(peer.id);
+    if (!up) this.groups.backendDown(peer.id);
     const clients = this.boundTo.get(peer.id);
     if (!clients || clients.size === 0) return;
-    const body = C.BackendStatus.encode({ service: peer.name, id: peer.id, up });
-    for (const c of clients) c.conn.send(C.BackendStatus.id, 0, body);
+    const frame = new SharedFrame(C.BackendStatus.id, 0, C.BackendStatus.encode({ service: peer.name, id: peer.id, up }));
+    for (const c of clients) c.conn.sendFrame(frame);
   }
 
   private onBackendGone(peer: PeerInfo): void {
