@@ -8,6 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Session, SessionEvents } from '../net/session.js';
+import type { SharedFrame } from '../net/shared-frame.js';
 import { RpcError } from './errors.js';
 import { formatAddr, unpackAddr } from './identity.js';
 import { Link } from './link.js';
@@ -82,6 +83,10 @@ class RoutedSession extends EventEmitter<SessionEvents> implements Session {
     if (this.closed) return false;
     const h: RouteHeader = { dst: this.remote, src: this.local, srcHarbor: 0, dstHarbor: this.remoteHarbor, msgId, seq };
     return this.harbor.session.send(H.HarborRoute.id, 0, encodeRoute(h, body));
+  }
+
+  sendFrame(frame: SharedFrame): boolean {
+    return this.send(frame.msgId, frame.seq, frame.body);
   }
 
   setTimeouts(): void {}
