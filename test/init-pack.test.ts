@@ -103,7 +103,7 @@ test('npm pack, gamemesh init, offline npm install, npm test, npm start, a clien
   step('installed');
   // 4. The project's own test, on gamemesh/testing.
   const tested = await npm(['test'], project, 120_000);
-  assert.match(tested, /gamemesh gen: .* 3 messages with ids/);
+  assert.match(tested, /gamemesh gen: .* 3 messages with ids, 0 services, 1 routes/);
   assert.match(tested, /# pass 2\n# fail 0/);
 
   step('tested');
@@ -142,19 +142,21 @@ test('npm pack, gamemesh init, offline npm install, npm test, npm start, a clien
   step('page served');
   // 6. A client request gets its answer: Node, with the SDK the project installed.
   const script = [
-    "import { GameClient, wsTransportNode } from 'gamemesh/client-node';",
-    "import { JoinReq, JoinResp } from './dist/src/gen/index.js';",
-    `const res = await fetch('${base}/api/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ account: 'nodeplayer', password: 'password' }) });`,
-    'const login = await res.json();',
-    'const client = new GameClient({ transport: () => wsTransportNode(login.agent.ws), token: login.token });',
+    "import { GameClient, login, wsTransportNode } from 'gamemesh/client-node';",
+    "import { HelloReq, HelloResp, LobbyChanged } from './dist/src/gen/index.js';",
+    `const answer = await login('${base}', 'nodeplayer', 'password');`,
+    'const client = new GameClient({ transport: () => wsTransportNode(answer.agent.ws), token: answer.token });',
     'await client.connect();',
-    'const joined = await client.request(JoinReq, JoinResp, {});',
-    'console.log(JSON.stringify({ name: joined.name, players: joined.players }));',
+    'const hello = await client.request(HelloReq, HelloResp, {});',
+    'const changed = new Promise((resolve) => client.on(LobbyChanged, resolve));',
+    "const room = await client.joinOrCreate('lobby', {}, { service: 'game' });",
+    'const lobby = await changed;',
+    'console.log(JSON.stringify({ name: hello.name, room: room.type, players: lobby.players }));',
     'client.close();',
   ].join('\n');
   fs.writeFileSync(path.join(project, 'request.mjs'), script);
   const answer = await run(process.execPath, ['request.mjs'], { cwd: project, timeout: 20_000 });
-  assert.deepEqual(JSON.parse(answer.stdout) as unknown, { name: 'nodeplayer', players: ['nodeplayer'] });
+  assert.deepEqual(JSON.parse(answer.stdout) as unknown, { name: 'nodeplayer', room: 'lobby', players: ['nodeplayer'] });
 
   step('node client answered');
   // And from the page, in a browser, when there is one.
@@ -169,7 +171,7 @@ test('npm pack, gamemesh init, offline npm install, npm test, npm start, a clien
       await tab.goto(`${base}/`);
       await tab.fill('#account', 'webplayer');
       await tab.click('button[type=submit]');
-      // The page shows who is in the lobby once its JoinReq is answered (nodeplayer may have left already).
+      // The page shows who is in the lobby room once it joined (nodeplayer has left it by now).
       await tab.locator('#players', { hasText: 'webplayer' }).waitFor({ timeout: 15_000 });
       assert.match((await tab.textContent('#log')) ?? '', /you are webplayer/);
       assert.deepEqual(errors, []);

@@ -12,7 +12,7 @@ project's messages (read from the .proto files under DIR), and prints the
 answer as a JSON line; with --listen, prints the pushes that come in the
 seconds after it, one JSON line each ({"push": "pkg.Msg", ...}).
 
-  --send PKG.MSG    the request, e.g. game.JoinReq
+  --send PKG.MSG    the request, e.g. game.HelloReq
   --json TEXT       its fields as JSON (default {})
   --expect PKG.MSG  the answer's type (default: the name with Req turned into Resp)
   --password P      default: $GAMEMESH_PASSWORD, else "password"

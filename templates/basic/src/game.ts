@@ -1,48 +1,55 @@
 /**
- * The game service: one handler (JoinReq) and one room (the lobby).
+ * The game service: one handler (HelloReq) and one room type (lobby).
  *
  * A player logs in over HTTP (the login service, POST /api/login), gets a
  * token and the address of a gateway (agent), and connects to it with the
- * token. The agent forwards JoinReq here with the connection's session,
- * where the token is; the game checks it, binds the connection to the
- * player, and from then on the agent lets that client send "auth" messages.
+ * token. The agent forwards HelloReq here with the connection's session,
+ * where the token is; the game checks it and binds the connection to the
+ * player. Then the client joins a lobby room (`client.joinOrCreate`), whose
+ * members hear each other come and go.
  */
-import { GatewayBackend, loadJwtKey, RpcError, SESSION_UID, ServiceNode, verifyToken, type ClientRef, type ServiceConfig } from 'gamemesh';
-import { JoinReq, JoinResp, LobbyChanged } from './gen/index.js';
+import { GatewayBackend, loadJwtKey, RoomHost, RpcError, SESSION_UID, ServiceNode, verifyToken, type Room, type ServiceConfig } from 'gamemesh';
+import { HelloReq, HelloResp, LobbyChanged } from './gen/index.js';
 
 export interface GameOptions {
   /** The service flags (`serviceMain` parses them; the test harness passes its own). */
   config: Partial<ServiceConfig>;
 }
 
+/** Everyone in the room, sorted. */
+const players = (room: Room) => room.clients.map((m) => m.session[SESSION_UID] ?? '?').sort();
+
 export async function startGame(options: GameOptions): Promise<ServiceNode> {
   const node = new ServiceNode({ name: 'game', config: options.config });
   const backend = new GatewayBackend(node);
-  /** Who is in the lobby, and on which connection. */
-  const lobby = new Map<string, ClientRef>();
-
   // The login's signing key is in the cluster's KV, readable once the node is up.
   const key = node.start().then(() => loadJwtKey(node.discovery));
 
-  backend.handle(JoinReq, JoinResp, async (_req, client) => {
+  backend.handle(HelloReq, HelloResp, async (_req, client) => {
     const token = client.session['token'];
     if (!token) throw new RpcError('bad_request', 'log in first: connect with the token from /api/login');
-    const name = (await verifyToken(token, await key).catch(() => {
+    let name: string;
+    try {
+      name = (await verifyToken(token, await key)).sub;
+    } catch {
       throw new RpcError('bad_request', 'the login token is not valid; log in again');
-    })).sub;
-    if (!client.session[SESSION_UID]) await client.bind({ [SESSION_UID]: name });
-    const others = [...lobby.entries()].filter(([player]) => player !== name).map(([, ref]) => ref);
-    lobby.set(name, { agent: client.agent, id: client.id });
-    backend.sendMany(others, LobbyChanged, { name, joined: true });
-    return { name, players: [...lobby.keys()].sort() };
+    }
+    // From now on the agent lets this client send "auth" messages, and every service sees its uid.
+    if (client.session[SESSION_UID] !== name) await client.bind({ [SESSION_UID]: name });
+    return { name };
   });
 
-  backend.onClientClosed((client) => {
-    const name = client.session[SESSION_UID];
-    const ref = name === undefined ? undefined : lobby.get(name);
-    if (!name || !ref || ref.agent !== client.agent || ref.id !== client.id) return;
-    lobby.delete(name);
-    backend.sendMany([...lobby.values()], LobbyChanged, { name, joined: false });
+  new RoomHost(backend).define('lobby', {
+    maxClients: 16,
+    // The joiner takes its seat once onJoin returns: the others hear the broadcast, the joiner its own copy.
+    onJoin: (room, member) => {
+      const name = member.session[SESSION_UID];
+      if (!name) throw new RpcError('bad_request', 'say HelloReq first');
+      const change = { players: [...players(room), name].sort(), joined: name };
+      room.broadcast(LobbyChanged, change);
+      room.send(member, LobbyChanged, change);
+    },
+    onLeave: (room, member) => room.broadcast(LobbyChanged, { players: players(room).filter((p) => p !== member.session[SESSION_UID]), left: member.session[SESSION_UID] ?? '?' }),
   });
 
   await key;

@@ -1,22 +1,17 @@
 // The page: log in (POST /api/login), connect to the gateway login picked,
-// join the lobby, and show who comes and goes.
+// say hello, join the lobby room, and show who comes and goes.
 import { GameClient, login, wsTransport } from 'gamemesh/client';
-import { JoinReq, JoinResp, LobbyChanged } from '../src/gen/index.js';
+import { HelloReq, HelloResp, LobbyChanged } from '../src/gen/index.js';
 
 const form = document.getElementById('login') as HTMLFormElement;
 const account = document.getElementById('account') as HTMLInputElement;
-const playersEl = document.getElementById('players') as HTMLElement;
+const players = document.getElementById('players') as HTMLElement;
 const log = document.getElementById('log') as HTMLOListElement;
-const players = new Set<string>();
 
 function say(text: string): void {
   const li = document.createElement('li');
   li.textContent = text;
   log.append(li);
-}
-
-function show(): void {
-  playersEl.textContent = [...players].sort().join(', ') || '-';
 }
 
 form.addEventListener('submit', (event) => {
@@ -30,16 +25,13 @@ async function join(name: string): Promise<void> {
   const ws = answer.agent.ws;
   if (!ws) throw new Error('login gave no WebSocket address');
   const client = new GameClient({ transport: () => wsTransport(ws), token: answer.token });
-  client.on(LobbyChanged, (change) => {
-    if (change.joined) players.add(change.name);
-    else players.delete(change.name);
-    say(`${change.name} ${change.joined ? 'joined' : 'left'}`);
-    show();
-  });
   await client.connect();
-  const joined = await client.request(JoinReq, JoinResp, {});
-  for (const p of joined.players) players.add(p);
-  say(`you are ${joined.name}`);
+  say(`you are ${(await client.request(HelloReq, HelloResp, {})).name}`);
+  const room = await client.joinOrCreate('lobby', {}, { service: 'game' });
+  room.onMessage(LobbyChanged, (change) => {
+    players.textContent = change.players.join(', ');
+    if (change.joined) say(`${change.joined} joined`);
+    if (change.left) say(`${change.left} left`);
+  });
   form.hidden = true;
-  show();
 }
