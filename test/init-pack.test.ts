@@ -22,25 +22,10 @@ import { promisify } from 'node:util';
 import { chromiumMissing, launchChromium } from './helpers/browser.js';
 import { writeOfflineLock } from './helpers/offline-lock.js';
 import { freePort, ROOT, tempDir } from './helpers/proc.js';
+import { cleanEnv, npm, packGamemesh } from './helpers/scaffold.js';
 
 const run = promisify(execFile);
-const NPM_ENV: NodeJS.ProcessEnv = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false', NO_COLOR: '1' };
-delete NPM_ENV['GAMEMESH_TOKEN'];
-delete NPM_ENV['GAMEMESH_SDADDR'];
-// Set by the test runner running this file; inherited, it would make the project's `node --test` skip its files.
-delete NPM_ENV['NODE_TEST_CONTEXT'];
-// npm test sets these for its own scripts; the new project must not inherit them.
-for (const key of Object.keys(NPM_ENV)) if (key.startsWith('npm_package_') || key === 'npm_lifecycle_event' || key === 'npm_lifecycle_script') delete NPM_ENV[key];
-
-async function npm(args: readonly string[], cwd: string, timeoutMs: number): Promise<string> {
-  try {
-    const { stdout, stderr } = await run('npm', args, { cwd, env: NPM_ENV, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 });
-    return stdout + stderr;
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`npm ${args.join(' ')} failed in ${cwd}: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
-  }
-}
+const NPM_ENV = cleanEnv();
 
 /** `p`, or 'timeout' after `ms`; the timer does not outlive the race. */
 async function orTimeout(p: Promise<string>, ms: number): Promise<string> {
@@ -70,20 +55,13 @@ function processesIn(dir: string): number[] {
 test('npm pack, gamemesh init, offline npm install, npm test, npm start, a client request', { timeout: 240_000 }, async (t) => {
   const started = performance.now();
   const step = (what: string) => t.diagnostic(`${what}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  assert.ok(fs.existsSync(path.join(ROOT, 'dist', 'browser', 'gamemesh-client.js')), 'the build made the browser SDK (npm run build)');
   const tmp = fs.realpathSync(tempDir(t, 'gamemesh-init-'));
 
-  // 1. npm pack. The build already ran; --ignore-scripts keeps prepare from running it again.
-  const packed = await npm(['pack', '--ignore-scripts', '--pack-destination', tmp], ROOT, 60_000);
-  const tarball = path.join(tmp, `gamemesh-${(JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}.tgz`);
-  assert.ok(fs.existsSync(tarball), `npm pack made ${tarball}: ${packed}`);
-
+  // 1. npm pack, unpacked: the files the package ships, nothing from this checkout.
+  const { tarball, bin } = await packGamemesh(tmp);
   step('packed');
-  // 2. gamemesh init, from the unpacked tarball: the files the package ships, nothing from this checkout.
-  const unpacked = path.join(tmp, 'unpacked');
-  fs.mkdirSync(unpacked);
-  await run('tar', ['xzf', tarball, '-C', unpacked]);
-  const bin = path.join(unpacked, 'package', 'bin', 'gamemesh.js');
+
+  // 2. gamemesh init, with the unpacked tarball's bin.
   const init = await run(process.execPath, [bin, 'init', 'my-game', '--gamemesh', `file:${tarball}`], { cwd: tmp, env: NPM_ENV, timeout: 20_000 });
   assert.match(init.stdout, /created my-game/);
   const project = path.join(tmp, 'my-game');

@@ -39,7 +39,8 @@ export async function startGame(options: GameOptions): Promise<ServiceNode> {
     return { name };
   });
 
-  new RoomHost(backend).define('lobby', {
+  const rooms = new RoomHost(backend);
+  rooms.define('lobby', {
     maxClients: 16,
     // The joiner takes its seat once onJoin returns: the others hear the broadcast, the joiner its own copy.
     onJoin: (room, member) => {
@@ -51,6 +52,8 @@ export async function startGame(options: GameOptions): Promise<ServiceNode> {
     },
     onLeave: (room, member) => room.broadcast(LobbyChanged, { players: players(room).filter((p) => p !== member.session[SESSION_UID]), left: member.session[SESSION_UID] ?? '?' }),
   });
+
+  // More handlers and room messages go here (docs/tutorial.md adds a chat).
 
   await key;
   return node;
