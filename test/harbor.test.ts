@@ -60,6 +60,9 @@ test('a node of cluster 1 without --export is never seen by cluster 2: not by ty
   const t0 = performance.now();
   await expectRpcError(other.call({ addr: hidden.logicalAddress }, EchoReq, EchoResp, { text: 'x', n: 1 }), 'unreachable', /no harbor of cluster 2/);
   assert.ok(elapsedSince(t0) < 1000);
+  // The exported node took cluster 2's link, but does not pick cluster 2's unexported game by name.
+  await waitFor(() => shown.isConnected(`${other.id}/c2`) && shown.isConnected(same.id), 5000, 'both games linked to the exported battle');
+  assert.deepEqual(shown.instances('game').map((p) => p.id), [same.id]);
   // The exported node of cluster 1 is dialed directly, by address too.
   assert.equal((await other.call({ addr: shown.logicalAddress }, EchoReq, EchoResp, { text: 'x', n: 1 })).server, shown.id);
 

@@ -221,8 +221,10 @@ export class Harbor {
   }
 
   private forward(next: Link, h: RouteHeader, body: Buffer, back: Link): void {
-    // A slow next hop gets no more than its share: callers see `busy` instead of the harbor's memory growing.
-    if (next.session.outboundBytes > this.maxQueue) return this.bounce(h, back, 'busy', `harbor ${formatAddr(this.addr)}: the queue toward ${formatAddr(next.peerAddr)} is full`);
+    // A slow next hop gets no new work: requests are answered `busy` and messages dropped, instead of the
+    // harbor's memory growing. Answers and cancels still go: they close calls already admitted (so they
+    // are bounded by those), and dropping one would leave its caller waiting for its deadline.
+    if (next.session.outboundBytes > this.maxQueue && (h.seq === 0 || isRequest(h))) return this.bounce(h, back, 'busy', `harbor ${formatAddr(this.addr)}: the queue toward ${formatAddr(next.peerAddr)} is full`);
     if (next.session.send(H.HarborRoute.id, 0, body)) this.counts.forwarded++;
     else this.bounce(h, back, 'unavailable', `harbor ${formatAddr(this.addr)}: the link to ${formatAddr(next.peerAddr)} is closed`);
   }
