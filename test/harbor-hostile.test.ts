@@ -19,7 +19,7 @@ import { connectDiscovery } from '../src/discovery/connect.js';
 import { EchoReq, EchoResp } from './helpers/echo.js';
 import { cleanupStack, expectRpcError, SECRET, serveEcho, silent, startDiscoveryServer, startNode, type Defer } from './helpers/mesh.js';
 import { RawLink } from './helpers/raw-link.js';
-import { waitFor } from './helpers/proc.js';
+import { runCli, waitFor } from './helpers/proc.js';
 
 const CENTER_SECRET = 'center-hostile-secret';
 
@@ -179,4 +179,16 @@ test('harbor-to-harbor links and the center take the center token, not the clust
   const bad = new Harbor({ config: { sdaddr: sd1.addr, cluster: 1, svcindex: 3, token: SECRET, listen: '127.0.0.1:0' }, center: h1.center.config.sdaddr, centerToken: 'not-the-center-token', logger: silent });
   defer(() => bad.stop());
   await assert.rejects(bad.start(), /token|unauthorized/i);
+});
+
+test('gamemesh harbor refuses bad flags with a clear message', async () => {
+  const none = await runCli(['harbor', '--loglevel', 'fatal']);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /--center is required/);
+  const same = await runCli(['harbor', '--sdaddr', '127.0.0.1:1', '--center', '127.0.0.1:1', '--loglevel', 'fatal']);
+  assert.equal(same.code, 1);
+  assert.match(same.stderr, /the center must be another one/);
+  const bad = await runCli(['harbor', '--center', 'x', '--max-queue', 'lots']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /max-queue/);
 });
