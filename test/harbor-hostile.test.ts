@@ -12,7 +12,10 @@ import { Harbor } from '../src/harbor/harbor.js';
 import { packAddr, parseAddr } from '../src/service/identity.js';
 import { H, L } from '../src/service/messages.js';
 import { RESPONSE_BIT } from '../src/service/rpc.js';
-import { decodeRoute, encodeRoute, ROUTE_HEADER_BYTES } from '../src/service/route.js';
+import { decodeRoute, encodeRoute, MAX_ROUTES, ROUTE_HEADER_BYTES, RouteTable } from '../src/service/route.js';
+import { Link } from '../src/service/link.js';
+import type { Session } from '../src/net/session.js';
+import { EventEmitter } from 'node:events';
 import { parseExport } from '../src/service/exports.js';
 import { AgentPicker } from '../src/login/agents.js';
 import { connectDiscovery } from '../src/discovery/connect.js';
@@ -191,4 +194,18 @@ test('gamemesh harbor refuses bad flags with a clear message', async () => {
   const bad = await runCli(['harbor', '--center', 'x', '--max-queue', 'lots']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /max-queue/);
+});
+
+test('a node keeps a bounded number of routes: idle ones go first, busy ones stay', () => {
+  const session = Object.assign(new EventEmitter(), { id: 1, transport: 'tcp', remoteAddress: 'x', connectedAt: 0, closed: false, outboundBytes: 0, send: () => true, setTimeouts: () => {}, close: () => {} });
+  const harbor = new Link(session as unknown as Session, 'harbor#0@dev', 'harbor', parseAddr('1.255.0'), true, 0, () => {});
+  const busy = new Set<Link>();
+  const closed: Link[] = [];
+  const table = new RouteTable({ addr: () => parseAddr('1.8.1'), harbors: () => [{ addr: harbor.peerAddr, link: harbor }], dispatch: () => {}, closed: (l) => void closed.push(l), busy: (l) => busy.has(l) });
+  const first = table.linkTo(packAddr({ cluster: 2, type: 1, index: 1 }));
+  busy.add(first);
+  for (let i = 0; i < MAX_ROUTES + 1000; i++) table.linkTo(packAddr({ cluster: 3 + (i >>> 18), type: (i >>> 10) & 0xff, index: i & 0x3ff }));
+  assert.ok(table.size <= MAX_ROUTES, `routes stay under the cap (${table.size})`);
+  assert.ok(closed.length > 0 && !closed.includes(first), 'idle routes were evicted, the busy one was not');
+  assert.equal(table.linkTo(packAddr({ cluster: 2, type: 1, index: 1 })), first, 'the busy route is still the same link');
 });

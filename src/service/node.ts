@@ -230,6 +230,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       harbors: () => this.peers.instances('harbor').filter((p) => unpackAddr(p.addr).cluster === this.config.cluster),
       dispatch: (link, peer, msgId, seq, body) => this.rpc.dispatch(link, peer, msgId, seq, body),
       closed: (link, reason) => this.rpc.linkClosed(link, reason),
+      busy: (link) => this.rpc.busyOn(link),
     });
   }
 
