@@ -76,6 +76,10 @@ export class Harbor {
   /** Body bytes held in `connecting`, over all targets. */
   private heldBytes = 0;
   private relay: ExportsRelay | undefined;
+  /** Who to tell when a node goes away: per remote target, this cluster's nodes that sent to it... */
+  private readonly senders = new Map<number, Set<number>>();
+  /** ...and per node of this cluster, the other clusters' harbors that delivered to it. */
+  private readonly receivers = new Map<number, Set<number>>();
 
   constructor(opts: HarborOptions) {
     this.log = opts.logger ?? createLogger('harbor');
@@ -104,6 +108,22 @@ export class Harbor {
     this.center.on('peerDown', (peer) => {
       changed();
       if (unpackAddr(peer.addr).type === HARBOR_TYPE) this.announceDown(peer.addr);
+    });
+    // A node of this cluster is gone: the harbors that brought it calls tell their senders, who fail them now.
+    // (Not when this harbor stops: HarborDown says that. And only if it cannot be dialed again at once:
+    // a link that merely dropped is no reason to fail calls.)
+    this.local.on('peerDown', (peer) => {
+      const via = this.receivers.get(peer.addr);
+      if (!via || this.local.stopping) return;
+      this.local.linkTo(peer.addr, 1000).then(
+        () => undefined,
+        () => {
+          if (this.local.stopping || this.receivers.get(peer.addr) !== via) return;
+          this.receivers.delete(peer.addr);
+          const body = H.HarborPeerDown.encode({ addr: peer.addr });
+          for (const harbor of via) this.center.linkByAddr(harbor)?.session.send(H.HarborPeerDown.id, 0, body);
+        },
+      );
     });
     this.local.addStatus(() => ({ harbor: { ...this.counts, center: this.center.logicalAddress, harbors: this.center.instances('harbor').map((p) => formatAddr(p.addr)) } }));
   }
@@ -151,6 +171,7 @@ export class Harbor {
     const cluster = unpackAddr(h.dst).cluster;
     if (cluster === this.cluster) return this.deliver(h, body, link);
     if (h.srcHarbor === 0) body.writeUInt32BE(this.addr, ROUTE_SRC_HARBOR_OFFSET);
+    remember(this.senders, h.dst, h.src);
     const next = this.harborFor(cluster, h);
     if (!next) return this.bounce(h, link, 'unreachable', `no harbor of cluster ${cluster} is reachable from harbor ${formatAddr(this.addr)}`);
     this.forward(next, h, body, link);
@@ -158,11 +179,30 @@ export class Harbor {
 
   /** From another cluster's harbor: to the target, in this cluster. */
   private fromCenter(link: Link, msgId: number, body: Buffer): void {
+    if (msgId === H.HarborPeerDown.id) return this.peerGone(link, body);
     const h = msgId === H.HarborRoute.id ? decodeRoute(body) : undefined;
     // A harbor routes only for its own cluster's nodes.
     if (!h || unpackAddr(h.src).cluster !== unpackAddr(link.peerAddr).cluster) return void this.counts.dropped++;
     if (unpackAddr(h.dst).cluster !== this.cluster) return this.bounce(h, link, 'unreachable', `harbor ${formatAddr(this.addr)} does not route for cluster ${unpackAddr(h.dst).cluster}`);
+    if (h.srcHarbor !== 0) remember(this.receivers, h.dst, h.srcHarbor);
     this.deliver(h, body, link);
+  }
+
+  /** Another cluster's harbor says one of its nodes is gone: tell the nodes here that sent to it. */
+  private peerGone(link: Link, body: Buffer): void {
+    let addr: number;
+    try {
+      addr = H.HarborPeerDown.decode(body).addr;
+    } catch {
+      return void this.counts.dropped++;
+    }
+    // A harbor speaks only for its own cluster's nodes.
+    if (unpackAddr(addr).cluster !== unpackAddr(link.peerAddr).cluster) return void this.counts.dropped++;
+    const srcs = this.senders.get(addr);
+    if (!srcs) return;
+    this.senders.delete(addr);
+    const msg = H.HarborPeerDown.encode({ addr });
+    for (const src of srcs) this.local.linkByAddr(src)?.session.send(H.HarborPeerDown.id, 0, msg);
   }
 
   private harborFor(cluster: number, h: RouteHeader): Link | undefined {
@@ -245,6 +285,17 @@ export class Harbor {
     const body = H.HarborDown.encode({ harbor });
     for (const link of this.local.links()) link.session.send(H.HarborDown.id, 0, body);
   }
+}
+
+/** Bounded bookkeeping: at most MAX_TRACKED keys of MAX_TRACKED values each (past that, the oldest key goes). */
+const MAX_TRACKED = 4096;
+function remember(map: Map<number, Set<number>>, key: number, value: number): void {
+  let set = map.get(key);
+  if (!set) {
+    if (map.size >= MAX_TRACKED) map.delete(map.keys().next().value as number);
+    map.set(key, (set = new Set()));
+  }
+  if (set.size < MAX_TRACKED) set.add(value);
 }
 
 function isRequest(h: RouteHeader): boolean {

@@ -274,7 +274,7 @@ export class Peers implements LinkCounts {
   private onLinkFrame(peer: Peer, link: Link, msgId: number, seq: number, body: Buffer): void {
     if (isStreamFrame(msgId)) return this.host.streams.onFrame(link, msgId, seq, body);
     if (seq === 0) {
-      if (msgId === H.HarborRoute.id || msgId === H.HarborDown.id) return this.host.routed(link, msgId, body);
+      if (msgId === H.HarborRoute.id || msgId === H.HarborDown.id || msgId === H.HarborPeerDown.id) return this.host.routed(link, msgId, body);
       if (msgId === L.LoadReport.id) {
         const load = L.LoadReport.decode(body).load;
         // A NaN would make every least-loaded comparison false.

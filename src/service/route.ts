@@ -159,8 +159,19 @@ export class RouteTable {
     return this.routed(addr, harbor).link;
   }
 
-  /** A HarborRoute or HarborDown frame from a harbor of this cluster. */
+  /** A HarborRoute, HarborDown or HarborPeerDown frame from a harbor of this cluster. */
   onFrame(harbor: Link, msgId: number, body: Buffer): void {
+    if (msgId === H.HarborPeerDown.id) {
+      let gone: number;
+      try {
+        gone = H.HarborPeerDown.decode(body).addr;
+      } catch {
+        this.dropped++;
+        return;
+      }
+      for (const r of [...this.routes.values()]) if (r.info.addr === gone) this.drop(r, `${formatAddr(gone)} is gone from its cluster`);
+      return;
+    }
     if (msgId === H.HarborDown.id) {
       let down: number;
       try {
