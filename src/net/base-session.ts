@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { definedOnly } from './options.js';
 import type { SharedFrame } from './shared-frame.js';
 import { allocSessionId, HEARTBEAT_MSG_ID, SESSION_DEFAULTS, type Session, type SessionEvents, type SessionOptions, type SessionTransport } from './session.js';
 
@@ -27,7 +26,14 @@ export abstract class BaseSession extends EventEmitter<SessionEvents> implements
   ) {
     super();
     this.connectedAt = connectedAt;
-    this.opts = { ...SESSION_DEFAULTS, ...definedOnly(options) };
+    // Only the session's own four fields, in one order: listener options (host, port...) are not
+    // copied into every session (memory per client is a target), and every session shares one map.
+    this.opts = {
+      maxFrame: options.maxFrame ?? SESSION_DEFAULTS.maxFrame,
+      maxOutbound: options.maxOutbound ?? SESSION_DEFAULTS.maxOutbound,
+      idleTimeoutMs: options.idleTimeoutMs ?? SESSION_DEFAULTS.idleTimeoutMs,
+      heartbeatMs: options.heartbeatMs ?? SESSION_DEFAULTS.heartbeatMs,
+    };
     this.startTimer();
   }
 
