@@ -44,6 +44,9 @@ test('defaults when nothing is given', () => {
     cluster: 1,
     listen: '127.0.0.1:0',
     admin: '',
+    export: false,
+    memlimit: 0,
+    memthreshold: 0.9,
   });
   assert.deepEqual(values, {});
   assert.deepEqual(args, []);

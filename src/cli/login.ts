@@ -11,6 +11,7 @@ const FLAGS = {
   'jwt-secret': { type: 'string', default: '', description: 'JWT signing secret, >= 32 bytes (default: config/login/jwt_secret in the KV, made if missing)' },
   'token-ttl-sec': { type: 'integer', default: 3600, description: 'lifetime of issued tokens', validate: (v: number) => (v >= 1 && v <= 30 * 24 * 3600 ? undefined : 'expected 1..2592000') },
   'rate-burst': { type: 'integer', default: 20, description: 'login attempts one IP may make at once', validate: (v: number) => (v >= 1 ? undefined : 'expected >= 1') },
+  'agent-strategy': { type: 'string', default: 'least-loaded', description: 'how agents are ranked: least-loaded or least-memory (an agent above its memory threshold gets no players either way)', validate: (v: string) => (v === 'least-loaded' || v === 'least-memory' ? undefined : 'expected least-loaded or least-memory') },
   'rate-per-sec': { type: 'number', default: 5, description: 'login attempts per second one IP regains', validate: (v: number) => (v > 0 ? undefined : 'expected > 0') },
 } as const;
 
@@ -35,6 +36,7 @@ export function main(argv: string[]): Promise<number> {
           demo: values.demo,
           ttlSec: values['token-ttl-sec'],
           jwtSecret: values['jwt-secret'] || undefined,
+          agentStrategy: values['agent-strategy'] as 'least-loaded' | 'least-memory',
           rateLimit: { burst: values['rate-burst'], perSec: values['rate-per-sec'] },
         });
         process.stdout.write(`login listening on ${login.url}\n`);

@@ -8,6 +8,7 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<num
   agent: () => import('./agent.js'),
   routes: () => import('./routes.js'),
   hub: () => import('./hub.js'),
+  harbor: () => import('./harbor.js'),
   login: () => import('./login.js'),
   up: () => import('./up.js'),
   client: () => import('./client.js'),

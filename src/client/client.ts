@@ -6,6 +6,7 @@ import { ClientMessages as M, CLIENT_PROTOCOL, type BackendStatus, type Kick } f
 import { PendingTable, type Answer } from './pending.js';
 import { backoffDelay, DEFAULT_RECONNECT, type ReconnectOptions } from './reconnect.js';
 import type { Transport, TransportFactory } from './transport.js';
+import { joinRoom, type JoinOptions, type Room } from './room.js';
 
 export interface GameClientOptions {
   /** Makes the connection; called again for every reconnect, so it must return a fresh transport. */
@@ -280,6 +281,33 @@ export class GameClient {
     const conn = this.conn;
     if (this.currentState !== 'open' || !conn || conn.ended) throw new ClientError('closed', `cannot send ${what}: the client is ${this.currentState}`);
     return conn;
+  }
+
+  // ---- rooms (docs/rooms.md) ----------------------------------------------
+
+  /**
+   * A seat in a room of `roomType` whose creation options match `filter`,
+   * or in a new room made with them. Rejects with a ClientError whose code
+   * says why: room_full, overloaded (every node is above its memory
+   * threshold), unknown_room_type, join_refused...
+   */
+  joinOrCreate(roomType: string, filter: Readonly<Record<string, unknown>> = {}, options?: JoinOptions): Promise<Room> {
+    return joinRoom(this, 'join_or_create', { roomType, options: filter }, options);
+  }
+
+  /** A seat in a new room of `roomType`, made with these options. */
+  create(roomType: string, roomOptions: Readonly<Record<string, unknown>> = {}, options?: JoinOptions): Promise<Room> {
+    return joinRoom(this, 'create', { roomType, options: roomOptions }, options);
+  }
+
+  /** A seat in this room (room_full, room_locked, room_not_found otherwise). */
+  joinById(roomId: string, joinOptions: Readonly<Record<string, unknown>> = {}, options?: JoinOptions): Promise<Room> {
+    return joinRoom(this, 'join_by_id', { roomId, options: joinOptions }, options);
+  }
+
+  /** Takes back a seat kept after a drop, from this connection (any agent): reconnect_expired once the window passed. */
+  reconnectRoom(roomId: string, token: string, options?: JoinOptions): Promise<Room> {
+    return joinRoom(this, 'reconnect', { roomId, token }, options);
   }
 
   // ---- events -------------------------------------------------------------

@@ -10,3 +10,5 @@ export type { Transport, TransportFactory } from './transport.js';
 export { wsTransport, type WebSocketConstructor, type WebSocketLike, type WsTransportOptions } from './ws-transport.js';
 export { asBytes, messageTypesFromJSON, type MessageType } from '../wire/message-type.js';
 export { KickCode, type KickCodeValue } from '../gateway/kick.js';
+export { Room, type JoinOptions, type RoomLeaveInfo } from './room.js';
+export { ROOM_DESCRIPTOR, RoomMessages, type JoinMethod, type JoinRoom, type LeaveRoom, type RoomJoined, type RoomLeft, type RoomReady } from './room-messages.js';

@@ -17,3 +17,4 @@ export {
 export { clearServices, type Claim } from './claims.js';
 export { DEFAULT_NODE_STATE, NODE_STATE_PREFIX, nodeStateKey, parseNodeState, updateNodeState, type NodeState } from './node-state.js';
 export { isSecretKey } from './secrets.js';
+export * from './memory.js';

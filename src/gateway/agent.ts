@@ -10,6 +10,8 @@ import { CloudConfig } from '../service/cloud-config.js';
 import { ServiceNode, type ServiceNodeOptions } from '../service/node.js';
 import type { PeerInfo } from '../service/rpc.js';
 import { Selector, type Strategy } from '../service/select.js';
+import { AgentGroups } from './agent-groups.js';
+import { isRoomMessage, roomTarget } from './agent-rooms.js';
 import { ClientConn } from './client-conn.js';
 import { identityConflict } from './identity.js';
 import { KickCode } from './kick.js';
@@ -81,6 +83,7 @@ export class Agent {
   private readonly opts: AgentOptions;
   private readonly clients = new Map<number, ClientConn>();
   private readonly boundTo = new Map<string, Set<ClientConn>>();
+  private readonly groups = new AgentGroups((id) => this.clients.get(id));
   private readonly selector = new Selector();
   private routes: RouteTable;
   private heartbeatSec: number;
@@ -105,6 +108,9 @@ export class Agent {
     this.node.onMessage(G.ToClients, (msg) => this.onToClients(msg));
     this.node.onMessage(G.KickClients, (msg) => this.onKickClients(msg));
     this.node.onMessage(G.UnbindClients, (msg, ctx) => this.onUnbindClients(msg, ctx.peer));
+    this.node.onMessage(G.GroupAdd, (msg, ctx) => this.groups.add(ctx.peer.id, msg));
+    this.node.onMessage(G.GroupRemove, (msg, ctx) => this.groups.remove(ctx.peer.id, msg));
+    this.node.onMessage(G.GroupSend, (msg, ctx) => void this.groups.send(ctx.peer.id, msg));
     this.node.handle(G.BindReq, G.BindResp, (req, ctx) => this.onBind(req, ctx.peer));
     this.node.on('linkUp', (peer) => this.restoreClients(peer));
     this.node.on('peerUp', (peer) => this.onBackendStatus(peer, true));
@@ -246,9 +252,11 @@ export class Agent {
   // ---- clients ------------------------------------------------------------
 
   private accept(conn: Session, req?: IncomingMessage): void {
-    if (this.stopping || this.clients.size >= (this.opts.maxClients ?? 100_000)) {
+    // Placement by memory: above its threshold the agent takes no new clients (login stops sending them too).
+    const memory = this.stopping ? undefined : this.node.memory.refusal(this.node.id);
+    if (this.stopping || memory !== undefined || this.clients.size >= (this.opts.maxClients ?? 100_000)) {
       countKick(KickCode.SHUTDOWN);
-      conn.send(C.Kick.id, 0, C.Kick.encode({ code: KickCode.SHUTDOWN, reason: this.stopping ? 'the agent is shutting down' : 'the agent is full' }));
+      conn.send(C.Kick.id, 0, C.Kick.encode({ code: KickCode.SHUTDOWN, reason: this.stopping ? 'the agent is shutting down' : memory !== undefined ? `the agent is full: ${memory}` : 'the agent is full' }));
       conn.close('refused');
       return;
     }
@@ -274,6 +282,7 @@ export class Agent {
     }
     if (!client.handshaken) return this.onHandshake(client, msgId, seq, body);
     if (msgId === C.Ping.id) return void client.conn.send(C.Pong.id, seq, C.Pong.encode({ server_time_ms: Date.now() }));
+    if (isRoomMessage(msgId)) return this.onRoomFrame(client, msgId, seq, body);
     const route = this.routes.get(msgId);
     if (messageLogOn(this.log)) logMessage(this.log, 'recv', route?.name ?? `#${msgId}`, `client ${client.id}`, body.length);
     if (!route) {
@@ -312,6 +321,25 @@ export class Agent {
     }
   }
 
+  /** Rooms' messages (310-314) name their service; agent-rooms.ts says which instance gets them. */
+  private onRoomFrame(client: ClientConn, msgId: number, seq: number, body: Buffer): void {
+    const target = roomTarget(
+      client,
+      msgId,
+      body,
+      (service) => this.routes.services().includes(service),
+      (service, key) => this.selector.pick(service, this.node.instances(service), 'hash', key)?.id,
+    );
+    if (!target) return;
+    if ('code' in target) return client.error(seq, target.code, target.message);
+    if (!this.node.sendToPeer(target.backend, G.ClientMessage, { client_id: client.id, msg_id: msgId, seq, body, session: client.session })) {
+      this.stats.undeliverable++;
+      return client.error(seq, 'unavailable', `${target.backend} is not reachable right now`);
+    }
+    this.stats.forwarded++;
+    if (seq !== 0) client.forwarded(seq, target.backend);
+  }
+
   private stickyBackend(client: ClientConn, service: string): string | undefined {
     const current = client.sticky?.get(service);
     if (current && this.node.isConnected(current)) return current;
@@ -343,7 +371,9 @@ export class Agent {
     countClose(reason);
     if (this.spans.active) this.spans.clientClosed(client, reason);
     this.stats.online = this.clients.size;
-    for (const backend of client.backends()) {
+    const backends = client.backends();
+    this.groups.clientClosed(client);
+    for (const backend of backends) {
       this.boundTo.get(backend)?.delete(client);
       this.node.sendToPeer(backend, G.ClientClosed, { client_id: client.id, reason, session: client.session });
     }
@@ -428,6 +458,7 @@ export class Agent {
     // Requests the backend will now never answer fail at once instead of at the client's timeout.
     if (!up) for (const c of this.clients.values()) c.failInflight(peer.id, `${peer.name} (${peer.id}) went down before answering`);
     if (!up && this.spans.active) this.spans.backendDown(peer.id);
+    if (!up) this.groups.backendDown(peer.id);
     const clients = this.boundTo.get(peer.id);
     if (!clients || clients.size === 0) return;
     const frame = new SharedFrame(C.BackendStatus.id, 0, C.BackendStatus.encode({ service: peer.name, id: peer.id, up }));

@@ -6,6 +6,7 @@ import type { MessageType } from '../wire/registry.js';
 import { KickCode } from './kick.js';
 import { ATTR, endSpan, SpanKind, startSpan, tracingOn, withSpan, type Span } from '../observe/tracing.js';
 import { isThenable, Mailboxes } from './mailbox.js';
+import { Groups, type Group, type GroupOptions } from './groups.js';
 import { C, G, type ClientClosed, type ClientMessage, type RestoreClients } from './messages.js';
 
 /** A client as a backend sees it: which agent holds it, and its id there. */
@@ -78,6 +79,8 @@ export class GatewayBackend {
   private readonly maxQueued: number;
   private readonly closedHandlers: ClosedHandler[] = [];
   private readonly restoredHandlers: RestoredHandler[] = [];
+  /** This backend's groups (docs/rooms.md). */
+  readonly groups: Groups;
 
   constructor(
     readonly node: ServiceNode,
@@ -87,13 +90,17 @@ export class GatewayBackend {
     this.agentService = opts.agentService ?? 'agent';
     this.mailboxes = new Mailboxes(opts.maxQueuedPerClient ?? 128);
     this.maxQueued = opts.maxQueued ?? 100_000;
+    this.groups = new Groups(node);
     node.addDependency(this.agentService);
     node.onMessage(G.ClientMessage, (msg, ctx) => this.onClientMessage(msg, ctx.peer));
     node.onMessage(G.ClientClosed, (msg, ctx) => this.onClosedFrame(msg, ctx.peer));
     node.onMessage(G.RestoreClients, (msg, ctx) => this.onRestore(msg, ctx.peer));
     // The agent answers what was in flight with `unavailable`; what waits here would answer nobody.
     node.on('peerDown', (peer) => {
-      if (peer.name === this.agentService) this.mailboxes.closeAgent(peer.id);
+      if (peer.name !== this.agentService) return;
+      this.mailboxes.closeAgent(peer.id);
+      // The agent forgot this backend's groups with the link: its members leave them here too.
+      this.groups.agentDown(peer.id, `the link to ${peer.id} went down`);
     });
     node.onDrain(async (timeoutMs) => {
       if (!(await this.mailboxes.whenIdle(timeoutMs))) this.node.log.warn({ held: this.mailboxes.size }, 'shutdown timeout: abandoning client requests in flight');
@@ -130,6 +137,15 @@ export class GatewayBackend {
   onClientRestored(fn: RestoredHandler): this {
     this.restoredHandlers.push(fn);
     return this;
+  }
+
+  /**
+   * The group with this id, made on first use: add/remove clients, and
+   * broadcast to its members with one message per agent. Members leave by
+   * themselves when they close; an empty group is dropped unless kept.
+   */
+  group(id: string, options?: GroupOptions): Group {
+    return this.groups.get(id, options);
   }
 
   /** Sends one message to one client. Returns false if its agent is not linked. */
@@ -245,6 +261,7 @@ export class GatewayBackend {
 
   private onClosedFrame(msg: ClientClosed, agent: PeerInfo): void {
     const client: ClientInfo = { agent: agent.id, id: msg.client_id, session: msg.session };
+    this.groups.clientClosed(client, msg.reason);
     this.mailboxes.close(agent.id, msg.client_id, () => {
       for (const fn of this.closedHandlers) {
         try {

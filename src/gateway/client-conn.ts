@@ -19,6 +19,8 @@ export class ClientConn {
   /** Service name -> backend id chosen for "pass" messages (sticky). */
   sticky: Map<string, string> | undefined;
   session: Record<string, string> = {};
+  /** Backend id -> names of that backend's groups this client is a member of (AgentGroups). */
+  groups: Map<string, Set<string>> | undefined;
   /** seq -> backend id of requests forwarded and not yet answered, so a backend's crash answers them at once. */
   inflight: Map<number, string> | undefined;
   /** seq -> performance.now() at forwarding, while metrics are on (the backend round-trip histogram). */
@@ -89,11 +91,13 @@ export class ClientConn {
     }
   }
 
-  /** Every backend this client has talked to or is bound to. */
+  /** Every backend this client has talked to, is bound to, or is a group member of. */
   backends(): Set<string> {
     const out = new Set<string>();
     for (const id of this.bound?.values() ?? []) out.add(id);
     for (const id of this.sticky?.values() ?? []) out.add(id);
+    // A group member's backend hears of the close too, bound or not: members leave by themselves.
+    for (const [id, names] of this.groups ?? []) if (names.size > 0) out.add(id);
     return out;
   }
 

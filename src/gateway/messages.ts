@@ -17,6 +17,9 @@ export interface KickClients { client_ids: number[]; code: number; reason: strin
 export interface RestoredClient { client_id: number; session: Record<string, string> }
 export interface RestoreClients { clients: RestoredClient[] }
 export interface UnbindClients { client_ids: number[]; reason: string }
+export interface GroupAdd { group: string; client_ids: number[] }
+export interface GroupRemove { group: string; client_ids: number[]; drop: boolean }
+export interface GroupSend { group: string; msg_id: number; body: Uint8Array; except_ids: number[] }
 
 /** Version of the client protocol in docs/protocol.md. */
 export const CLIENT_PROTOCOL = 1;
@@ -46,4 +49,7 @@ export const G = {
   KickClients: g<KickClients>('KickClients'),
   RestoreClients: g<RestoreClients>('RestoreClients'),
   UnbindClients: g<UnbindClients>('UnbindClients'),
+  GroupAdd: g<GroupAdd>('GroupAdd'),
+  GroupRemove: g<GroupRemove>('GroupRemove'),
+  GroupSend: g<GroupSend>('GroupSend'),
 } as const;

@@ -4,6 +4,7 @@
  */
 import type { Discovery, ServiceDesc, ServiceWatch } from '../discovery/types.js';
 import { groupMatcher } from '../service/link-rules.js';
+import { memoryRatio, memoryRefusal } from '../discovery/memory.js';
 
 export interface AgentEndpoints {
   /** host:port of the client TCP port, when the agent has one. */
@@ -32,10 +33,14 @@ const DEFAULT_CAPACITY = 10_000;
  */
 const PENDING_MS = 5000;
 
+/** How login ranks agents that can take a player: by client share of capacity, or by memory use (DOMI). */
+export type AgentStrategy = 'least-loaded' | 'least-memory';
+
 export interface PickOptions {
   /** Players sent to this agent that its `online` does not show yet. */
   pending?: (desc: ServiceDesc) => number;
   random?: () => number;
+  strategy?: AgentStrategy;
 }
 
 /**
@@ -46,7 +51,7 @@ export function pickAgent(agents: readonly ServiceDesc[], options: PickOptions =
   let best: AgentChoice[] = [];
   let bestLoad = Infinity;
   for (const desc of agents) {
-    const c = candidate(desc, options.pending?.(desc) ?? 0);
+    const c = candidate(desc, options.pending?.(desc) ?? 0, options.strategy);
     if (!c || c.load > bestLoad) continue;
     if (c.load < bestLoad) {
       bestLoad = c.load;
@@ -58,15 +63,21 @@ export function pickAgent(agents: readonly ServiceDesc[], options: PickOptions =
   return best[Math.min(best.length - 1, Math.floor((options.random ?? Math.random)() * best.length))];
 }
 
-/** The agent as a choice with its expected load, or undefined when it cannot take a player. */
-function candidate(desc: ServiceDesc, pending: number): { choice: AgentChoice; load: number } | undefined {
+/**
+ * The agent as a choice with its expected load, or undefined when it cannot
+ * take a player: full, no client port, or above its memory threshold.
+ */
+function candidate(desc: ServiceDesc, pending: number, strategy: AgentStrategy = 'least-loaded'): { choice: AgentChoice; load: number } | undefined {
+  if (memoryRefusal(desc) !== undefined) return undefined;
   const online = readCount(desc.meta['online'], 0);
   const capacity = readCount(desc.meta['capacity'], DEFAULT_CAPACITY);
   const ends = agentEndpoints(desc);
   if (online === undefined || capacity === undefined || (!ends.tcp && !ends.ws && !ends.kcp)) return undefined;
   const expected = online + pending;
   if (expected >= capacity) return undefined;
-  return { choice: { id: desc.id, ...ends, online, capacity }, load: expected / capacity };
+  // Memory in whole percents, so agents within a percent of each other share the players at random.
+  const load = strategy === 'least-memory' ? Math.round(memoryRatio(desc.meta) * 100) : expected / capacity;
+  return { choice: { id: desc.id, ...ends, online, capacity }, load };
 }
 
 /** The agent's client addresses, with the host replaced by its WAN address when it registered one. */
@@ -87,7 +98,11 @@ export interface AgentPickerOptions {
   group: string;
   /** False for an agent an operator disabled (`gamemesh sd disable`): it gets no new players. */
   available?: (id: string) => boolean;
+  /** False for an agent this login's cluster may not use (another cluster's, not exported). */
+  visible?: (desc: ServiceDesc) => boolean;
   random?: () => number;
+  /** Default least-loaded; either way an agent above its memory threshold gets no players. */
+  strategy?: AgentStrategy;
 }
 
 /** pickAgent over a live watch of the agents, counting the players it has just sent. */
@@ -99,16 +114,18 @@ export class AgentPicker {
     private readonly inGroup: (group: string) => boolean,
     private readonly available: (id: string) => boolean,
     private readonly random: () => number,
+    private readonly visible: (desc: ServiceDesc) => boolean,
+    private readonly strategy: AgentStrategy,
   ) {}
 
   static async open(discovery: Discovery, options: AgentPickerOptions): Promise<AgentPicker> {
     const inGroup = groupMatcher(options.group);
-    return new AgentPicker(await discovery.watchServices('agent'), inGroup, options.available ?? (() => true), options.random ?? Math.random);
+    return new AgentPicker(await discovery.watchServices('agent'), inGroup, options.available ?? (() => true), options.random ?? Math.random, options.visible ?? (() => true), options.strategy ?? 'least-loaded');
   }
 
   /** Available agents in the group, whether or not they have room. */
   agents(): ServiceDesc[] {
-    return this.watch.list().filter((d) => this.inGroup(d.meta['group'] ?? '') && this.available(d.id));
+    return this.watch.list().filter((d) => this.inGroup(d.meta['group'] ?? '') && this.available(d.id) && this.visible(d));
   }
 
   /** How many agents could take a player now; nothing is counted. */
@@ -117,11 +134,16 @@ export class AgentPicker {
     return this.agents().filter((d) => candidate(d, this.pending(d, now)) !== undefined).length;
   }
 
+  /** Why agents take no players because of their memory (for the 503 answer). */
+  memoryRefusals(): string[] {
+    return this.agents().flatMap((d) => memoryRefusal(d) ?? []);
+  }
+
   /** Picks an agent and counts one more player on its way there. */
   pick(): AgentChoice | undefined {
     const now = Date.now();
     const pending = (desc: ServiceDesc): number => this.pending(desc, now);
-    const choice = pickAgent(this.agents(), { pending, random: this.random });
+    const choice = pickAgent(this.agents(), { pending, random: this.random, strategy: this.strategy });
     if (choice) {
       const desc = this.watch.get(choice.id);
       this.sent.set(choice.id, { count: (desc ? pending(desc) : 0) + 1, online: desc?.meta['online'], until: now + PENDING_MS });

@@ -9,7 +9,7 @@ import { DiscoveryError } from '../discovery/types.js';
 import type { Logger } from '../log/index.js';
 import type { ServiceNode } from '../service/node.js';
 import { AccountStore, checkCredentials } from './accounts.js';
-import { AgentPicker } from './agents.js';
+import { AgentPicker, type AgentStrategy } from './agents.js';
 import { answerClientError, HttpError, discard, listenHttp, readJsonBody, sendJson } from '../service/http-util.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { serveStatic, staticRoot } from './static.js';
@@ -38,6 +38,8 @@ export interface LoginOptions {
   rateLimit?: RateLimitOptions;
   /** Link rule of the agent groups players are sent to. Default the node's group. */
   agentGroup?: string;
+  /** How agents are ranked: least-loaded (default) or least-memory; an agent above its memory threshold is skipped either way. */
+  agentStrategy?: AgentStrategy;
   logger?: Logger;
 }
 
@@ -66,7 +68,12 @@ export async function startLogin(options: LoginOptions): Promise<LoginServer> {
   const log = options.logger ?? node.log;
   const root = options.staticDir ? await staticRoot(options.staticDir) : undefined;
   const key = await loadJwtKey(node.discovery, { secret: options.jwtSecret });
-  const picker = await AgentPicker.open(node.discovery, { group: options.agentGroup ?? node.config.svcgroup, available: (id) => node.nodeState(id).available });
+  const picker = await AgentPicker.open(node.discovery, {
+    group: options.agentGroup ?? node.config.svcgroup,
+    available: (id) => node.nodeState(id).available,
+    visible: (d) => node.canSee(d),
+    strategy: options.agentStrategy,
+  });
   const ctx: Handler = {
     log,
     root,
@@ -160,17 +167,23 @@ async function login(ctx: Handler, req: IncomingMessage): Promise<LoginReply> {
   if (why !== undefined) throw new HttpError(400, why);
   const name = account as string;
   // Checked before the (deliberately slow) password hash, so an outage does not cost CPU per retry.
-  if (ctx.picker.withRoom() === 0) throw new HttpError(503, NO_AGENT_MESSAGE);
+  if (ctx.picker.withRoom() === 0) throw noAgent(ctx.picker);
   const auth = await ctx.accounts.authenticate(name, password as string);
   // One message for both, so the reply does not tell which accounts exist.
   if (!auth.ok) throw new HttpError(401, 'wrong account or password');
   if (auth.created) ctx.log.info({ account: name }, 'account registered');
   const agent = ctx.picker.pick();
-  if (!agent) throw new HttpError(503, NO_AGENT_MESSAGE);
+  if (!agent) throw noAgent(ctx.picker);
   const { token, expiresAt } = await issueToken({ sub: name, name }, ctx.key, { ttlSec: ctx.ttlSec });
   ctx.log.debug({ account: name, agent: agent.id }, 'login');
   const pomelo = { ...(agent.pomelo_ws ? { pomelo_ws: agent.pomelo_ws } : {}), ...(agent.pomelo_tcp ? { pomelo_tcp: agent.pomelo_tcp } : {}) };
   return { token, expiresAt, agent: { tcp: agent.tcp, ws: agent.ws, kcp: agent.kcp, ...pomelo }, account: name, created: auth.created };
+}
+
+/** 503, saying why when agents refuse for their memory (placement by memory). */
+function noAgent(picker: AgentPicker): HttpError {
+  const why = picker.memoryRefusals();
+  return new HttpError(503, why.length > 0 ? `${NO_AGENT_MESSAGE}: ${why.join('; ')}` : NO_AGENT_MESSAGE, { 'retry-after': '5' });
 }
 
 function methodNotAllowed(req: IncomingMessage, allow: string): HttpError {

@@ -63,6 +63,12 @@ export interface ServiceConfig {
   readonly listen: string;
   /** host:port of the admin HTTP port (/metrics, /status); '' = off; port 0 picks a free one. */
   readonly admin: string;
+  /** Visible to other clusters' lookups by type and selection by name (docs/clusters.md). */
+  readonly export: boolean;
+  /** Memory limit in bytes for placement by memory; 0: the cgroup's limit, else the machine's RAM. */
+  readonly memlimit: number;
+  /** Above this fraction of its memory limit the node takes no new clients or rooms. */
+  readonly memthreshold: number;
 }
 
 export class ConfigError extends Error {
@@ -101,6 +107,9 @@ export const STANDARD_FLAGS = {
   cluster: { type: 'integer', default: 1, description: `cluster number of logical addresses (0..${MAX_CLUSTER})`, validate: inRange(0, MAX_CLUSTER) },
   listen: { type: 'string', default: '127.0.0.1:0', description: "host:port of the service's own port", validate: checkHostPort },
   admin: { type: 'string', default: '', description: "host:port of the admin HTTP port (/metrics, /status; needs the token as a bearer token); '' = off", validate: (v: string) => (v === '' ? undefined : checkHostPort(v)) },
+  export: { type: 'boolean', default: false, description: "let other clusters' nodes find, dial and select this node (docs/clusters.md)" },
+  memlimit: { type: 'size', default: 0, description: "memory limit for placement by memory (bytes, or 512m/2g); 0 = the cgroup's limit, else the machine's RAM" },
+  memthreshold: { type: 'number', default: 0.9, description: 'above this fraction of its memory limit the node takes no new clients or rooms', validate: (v: number) => (v > 0 && v <= 1 ? undefined : 'must be above 0 and at most 1') },
 } as const satisfies Record<keyof ServiceConfig, FlagSpec>;
 
 // Fails to compile when a flag's type and its ServiceConfig field drift apart (`satisfies` above keeps the keys in step).

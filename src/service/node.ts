@@ -2,14 +2,14 @@ import { EventEmitter } from 'node:events';
 import { parseAddr as parseHostPort } from '../discovery/client.js';
 import { connectDiscovery } from '../discovery/connect.js';
 import type { NodeState } from '../discovery/node-state.js';
-import type { Discovery, RegistrationConflict, ServiceDesc, ServiceEvent, ServiceWatch } from '../discovery/types.js';
+import type { Discovery, RegistrationConflict, ServiceDesc, ServiceEvent } from '../discovery/types.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { definedOnly } from '../net/options.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
 import type { MessageType } from '../wire/registry.js';
 import { Directory, registerWhenFree } from './directory.js';
 import { RpcError, ServiceError } from './errors.js';
-import { formatAddr, packAddr, parseAddr, serviceId } from './identity.js';
+import { formatAddr, HARBOR_TYPE, packAddr, parseAddr, serviceId, unpackAddr } from './identity.js';
 import { acceptLink, type Link, type LinkIdentity } from './link.js';
 import { groupMatcher } from './link-rules.js';
 import { L } from './messages.js';
@@ -23,6 +23,10 @@ import { sendTraceContext } from './trace.js';
 import { context, tracingOn, type Context } from '../observe/tracing.js';
 import { StreamHub, type MeshStream, type OpenStreamOptions, type StreamHandler, type StreamOptions } from './stream/index.js';
 import { resolveServiceType } from './type-table.js';
+import { visibleInCluster, EXPORT_META } from './cluster-scope.js';
+import { RouteTable } from './route.js';
+import { ExportsView } from './exports.js';
+import { MemoryMonitor } from './memory.js';
 
 /** The configuration a node needs; `loadConfig` produces a superset. */
 export interface NodeConfig {
@@ -37,6 +41,12 @@ export interface NodeConfig {
   svctype: number;
   /** host:port of the admin HTTP port; '' or undefined = none. */
   admin?: string;
+  /** Visible to other clusters (docs/clusters.md). */
+  export?: boolean;
+  /** Memory limit in bytes (placement by memory); 0 or undefined: the cgroup's, else the machine's RAM. */
+  memlimit?: number;
+  /** Fraction of the limit above which the node takes no new clients or rooms. Default 0.9. */
+  memthreshold?: number;
 }
 
 export interface ServiceNodeOptions {
@@ -61,6 +71,8 @@ export interface ServiceNodeOptions {
   maxFrame?: number;
   /** How long start() waits for a crashed predecessor's registration of this id or address to expire. Default 30000. */
   claimWaitMs?: number;
+  /** See every cluster's registrations, not only this cluster's and the exported ones (a harbor's center side). */
+  allClusters?: boolean;
   /** Windows and limits of byte streams (`openStream`, `onStream`). */
   streams?: StreamOptions;
   logger?: Logger;
@@ -108,7 +120,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private readonly peers: Peers;
   private readonly streams: StreamHub;
   private readonly instanceWaiters = new Map<string, Array<() => void>>();
-  private readonly watches: ServiceWatch[] = [];
+  private readonly watches: Array<{ stop(): void }> = [];
   /** addr is settled in start(), once the type is known. */
   private readonly identity: Omit<LinkIdentity, 'addr'> & { addr: number };
   private readonly fixedType: number | undefined;
@@ -126,6 +138,10 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private adminServer: AdminServer | undefined;
   private readonly statusSources: Array<() => Record<string, unknown>> = [];
   private readonly startedAt = Date.now();
+  private readonly routes: RouteTable;
+  private routedHandler: ((link: Link, msgId: number, body: Buffer) => void) | undefined;
+  /** This process's memory against its limit, reported in the registration (placement by memory). */
+  readonly memory: MemoryMonitor;
 
   constructor(options: ServiceNodeOptions) {
     super();
@@ -136,6 +152,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.fixedType = this.config.svctype >= 0 ? this.config.svctype : options.type;
     this.log = options.logger ?? createLogger(`service.${options.name}`);
     this.dependencies = new Set(options.dependencies ?? []);
+    this.memory = new MemoryMonitor(this.config.memlimit, this.config.memthreshold);
     this.rpc = new RpcEngine({ maxInflight: options.maxInflight ?? 10_000, logger: this.log, selfId: this.id });
     this.streams = new StreamHub({ ...options.streams, selfId: this.id, log: this.log, active: () => this.state !== 'stopping' && this.state !== 'stopped', defaultTimeoutMs: options.callTimeoutMs ?? 5000 });
     const addr = packAddr({ cluster: this.config.cluster, type: this.fixedType ?? 0, index: this.config.svcindex });
@@ -158,7 +175,24 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       },
       peerDown: (peer, reason) => this.emit('peerDown', peer, reason),
       peerGone: (peer) => this.emit('peerGone', peer),
+      routed: (link, msgId, body) => {
+        if (this.routedHandler) return this.routedHandler(link, msgId, body);
+        // Only a harbor of this cluster routes to this node.
+        const from = unpackAddr(link.peerAddr);
+        if (from.type === HARBOR_TYPE && from.cluster === this.config.cluster) this.routes.onFrame(link, msgId, body);
+      },
     });
+    this.routes = new RouteTable({
+      addr: () => this.identity.addr,
+      harbors: () => this.peers.instances('harbor').filter((p) => unpackAddr(p.addr).cluster === this.config.cluster),
+      dispatch: (link, peer, msgId, seq, body) => this.rpc.dispatch(link, peer, msgId, seq, body),
+      closed: (link, reason) => this.rpc.linkClosed(link, reason),
+    });
+  }
+
+  /** Whether this node may discover, dial and select a registration: its own cluster's, or an exported one (cluster-scope.ts). */
+  canSee(desc: ServiceDesc): boolean {
+    return this.opts.allClusters === true || visibleInCluster(this.config.cluster, desc);
   }
 
   get address(): { host: string; port: number } {
@@ -235,8 +269,9 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     // The type first: links announce the logical address from their first frame.
     const type = await resolveServiceType(this.disco, this.name, this.fixedType);
     this.identity.addr = packAddr({ cluster: this.config.cluster, type, index: this.config.svcindex });
-    this.directory = new Directory(this.disco, (id) => this.peers.stateChanged(id));
+    this.directory = new Directory(this.disco, (id) => this.peers.stateChanged(id), (d) => this.canSee(d));
     await this.directory.open();
+    if (!this.opts.allClusters) this.directory.exports = await new ExportsView(this.config.cluster).open(this.disco);
     this.listener = await listenTcp({ host, port, maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000 }, (session) => {
       acceptLink(session, this.identity, 5000).then(
         (link) => this.peers.addLink(link),
@@ -248,8 +283,12 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     });
     if (this.config.admin) this.adminServer = await startNodeAdmin(this);
     for (const dep of this.dependencies) await this.watchDependency(dep);
+    // Links to this cluster's harbors carry what is sent to other clusters; they do not gate readiness.
+    if (this.name !== 'harbor' && !this.dependencies.has('harbor')) await this.watchDependency('harbor', '*');
     this.directory.onConflict(this.id, (err) => this.onConflict(err));
+    this.extraMeta = { ...this.extraMeta, ...this.memory.meta() };
     await registerWhenFree(this.disco, this.descriptor(), this.log, this.opts.claimWaitMs ?? 30_000);
+    this.memory.start((meta) => this.setMeta(meta));
   }
 
   private onConflict(err: RegistrationConflict): void {
@@ -278,12 +317,20 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     return this.directory ?? notStarted();
   }
 
-  private async watchDependency(dep: string): Promise<void> {
-    const matches = groupMatcher(this.opts.linkRules?.[dep] ?? this.config.svcgroup);
-    const onEvent = (ev: ServiceEvent) => this.peers.onServiceEvent(ev, matches);
+  private async watchDependency(dep: string, rule?: string): Promise<void> {
+    const matches = groupMatcher(this.opts.linkRules?.[dep] ?? rule ?? this.config.svcgroup);
+    const onEvent = (ev: ServiceEvent) => {
+      if (ev.type === 'remove' || this.canSee(ev.desc)) this.peers.onServiceEvent(ev, matches);
+    };
     const watch = await this.discovery.watchServices(dep, { onEvent });
     this.watches.push(watch);
-    for (const desc of watch.list()) this.peers.onServiceEvent({ type: 'add', desc }, matches);
+    for (const desc of watch.list()) onEvent({ type: 'add', desc });
+    // Other clusters' exported instances, as their harbors copied them here.
+    const exports = this.directory?.exports;
+    if (!exports || dep === 'harbor') return;
+    const unsubscribe = exports.onEvent((ev) => ev.desc.name === dep && onEvent(ev));
+    this.watches.push({ stop: unsubscribe });
+    for (const desc of exports.list(dep)) onEvent({ type: 'add', desc });
   }
 
   /**
@@ -339,6 +386,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
         index: String(this.config.svcindex),
         ...(this.config.wanip ? { wan: this.config.wanip } : {}),
         ...(this.adminServer ? { admin: this.adminServer.address } : {}),
+        ...(this.config.export ? { [EXPORT_META]: '1' } : {}),
       },
     };
   }
@@ -416,9 +464,11 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     // Work that is not an RPC (client requests through a gateway) finishes in the same window.
     await Promise.all(this.drainHooks.map((hook) => hook(Math.max(0, deadline - Date.now())).catch((err: Error) => this.log.warn({ err: err.message }, 'a drain hook failed'))));
     if (this.loadTimer) clearTimeout(this.loadTimer);
+    this.memory.stop();
     for (const w of this.watches) w.stop();
     this.directory?.close();
     this.peers.closeAll('service stopped');
+    this.routes.closeAll('service stopped');
     this.rpc.close();
     await this.listener?.close();
     if (!this.opts.discovery) await this.disco?.close();
@@ -502,7 +552,11 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
    * is destroyed with an RpcError if the target cannot be reached or refuses.
    */
   openStream(target: Target, options: OpenStreamOptions = {}): MeshStream {
-    return this.streams.open((timeoutMs) => this.resolve(target, { ...options, timeoutMs }), options);
+    return this.streams.open(async (timeoutMs) => {
+      const link = await this.resolve(target, { ...options, timeoutMs });
+      if (this.routes.peerOf(link)) throw new RpcError('bad_request', 'byte streams do not cross harbors: open them within a cluster, or to an exported node');
+      return link;
+    }, options);
   }
 
   /** Request/response call. Fails with an RpcError carrying a typed code. */
@@ -522,7 +576,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private async callResolved<Req, Res>(target: Target, req: MessageType<Req>, res: MessageType<Res>, request: Init<Req>, options: CallOptions, timeoutMs: number): Promise<Res> {
     const deadline = Date.now() + timeoutMs;
     const link = await this.resolve(target, { ...options, timeoutMs });
-    const peer = this.peers.get(link.peerId) as Peer;
+    const peer = this.routes.peerOf(link) ?? (this.peers.ofLink(link) as Peer);
     return this.rpc.call(link, peer, req, res, request, Math.max(1, deadline - Date.now()), options.signal);
   }
 
@@ -538,7 +592,38 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       return this.linkOf(peer, deadline);
     }
     const addr = typeof target.addr === 'number' ? target.addr : parseAddr(target.addr);
-    return this.linkOf(this.peers.byAddress(addr) ?? (await this.lookupAddr(addr)), deadline);
+    const known = this.peers.byAddress(addr);
+    if (known) return this.linkOf(known, deadline);
+    // Another cluster's address goes through a harbor, unless it is exported here.
+    if (unpackAddr(addr).cluster !== this.config.cluster && !this.opts.allClusters) {
+      if (this.routes.knows(addr)) return this.routes.linkTo(addr);
+      const found = await this.cluster.find(addr);
+      if (!found) return this.routes.linkTo(addr);
+    }
+    return this.linkOf(await this.lookupAddr(addr), deadline);
+  }
+
+  // ---- for harbors (src/harbor) ---------------------------------------------
+
+  /** Takes every HarborRoute and HarborDown frame this node receives, instead of routing them to its own calls. */
+  onRouted(handler: (link: Link, msgId: number, body: Buffer) => void): void {
+    this.routedHandler = handler;
+  }
+
+  /** The live link to a logical address, if there is one now. */
+  linkByAddr(addr: number): Link | undefined {
+    const link = this.peers.byAddress(addr)?.link;
+    return link && !link.session.closed ? link : undefined;
+  }
+
+  /** The link to a logical address of this node's view, connecting (bounded) if needed. */
+  linkTo(addr: number, timeoutMs: number): Promise<Link> {
+    return this.resolve({ addr }, { timeoutMs });
+  }
+
+  /** Every live link, to a peer of any kind. */
+  *links(): IterableIterator<Link> {
+    for (const p of this.peers.all()) if (p.link && !p.link.session.closed) yield p.link;
   }
 
   private async pickLink(name: string, strategy: Strategy, key: string | undefined, options: CallOptions, deadline: number): Promise<Link> {

@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
+import { memoryRatio, memoryRefusal } from '../discovery/memory.js';
 
-export type Strategy = 'random' | 'round-robin' | 'least-loaded' | 'hash';
+export type Strategy = 'random' | 'round-robin' | 'least-loaded' | 'least-memory' | 'hash';
 
 export interface Candidate {
   readonly id: string;
   readonly load: number;
+  /** The registration, for strategies that read its meta (least-memory). */
+  readonly desc?: { readonly meta: Readonly<Record<string, string>> } | undefined;
 }
 
 const VNODES = 64;
@@ -18,7 +21,7 @@ export class Selector {
   private readonly rings = new Map<string, { key: string; ring: Array<[number, string]> }>();
 
   pick<C extends Candidate>(service: string, candidates: readonly C[], strategy: Strategy, key?: string): C | undefined {
-    if (candidates.length <= 1) return candidates[0];
+    if (candidates.length <= 1 && strategy !== 'least-memory') return candidates[0];
     switch (strategy) {
       case 'random':
         return candidates[Math.floor(Math.random() * candidates.length)];
@@ -34,6 +37,21 @@ export class Selector {
         for (let i = 1; i < candidates.length; i++) {
           const c = candidates[(start + i) % candidates.length] as C;
           if (c.load < best.load) best = c;
+        }
+        return best;
+      }
+      case 'least-memory': {
+        // Nodes above their memory threshold take no new work; none left: nothing to pick.
+        let best: C | undefined;
+        let bestRatio = Infinity;
+        for (const c of candidates) {
+          const meta = c.desc?.meta ?? {};
+          if (memoryRefusal({ id: c.id, meta }) !== undefined) continue;
+          const r = memoryRatio(meta);
+          if (r < bestRatio) {
+            best = c;
+            bestRatio = r;
+          }
         }
         return best;
       }
