@@ -14,6 +14,7 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<num
   client: () => import('./client.js'),
   bot: () => import('./bot.js'),
   dashboard: () => import('./dashboard.js'),
+  init: () => import('./init.js'),
 };
 
 async function run(argv: string[]): Promise<number> {
