@@ -21,15 +21,18 @@
  *
  * Backends: each entry of BACKENDS starts a server and hands out connected
  * `Discovery` clients; every figure is measured per backend and printed as
- * one column. Only the built-in server is listed today; an etcd backend is
- * one more entry (start etcd, connect with EtcdDiscovery).
+ * one column: the built-in server, and etcd (one member, EtcdDiscovery
+ * clients) when /usr/bin/etcd exists, with the built-in/etcd ratios.
  */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DiscoveryClient } from '../src/discovery/client.js';
+import { EtcdDiscovery } from '../src/discovery/etcd.js';
 import type { Discovery, KvEvent, ServiceDesc, ServiceEvent } from '../src/discovery/types.js';
-import { CpuLoad, drive, driveNote, loadNote, percentile, profArgs, RawEchoClient, ROOT, sortedCopy, startFrameEcho, startNode, type LoadResult } from './harness.js';
+import { CpuLoad, drive, driveNote, freePort, loadNote, percentile, profArgs, RawEchoClient, ROOT, sortedCopy, startExternal, startFrameEcho, startNode, type LoadResult } from './harness.js';
 import { DEFAULT_MS, fmtInt, fmtNum, isMain, measure, printTable } from './lib.js';
 
 /** A running discovery backend. */
@@ -70,8 +73,51 @@ function builtIn(fsync: boolean): Backend {
   };
 }
 
-/** Add a backend here to get another column. */
-export const BACKENDS: readonly Backend[] = [builtIn(true), ...(process.env['BENCH_SD_NOFSYNC'] === '1' ? [builtIn(false)] : [])];
+const ETCD_BIN = process.env['GAMEMESH_ETCD_BIN'] ?? '/usr/bin/etcd';
+
+/** One etcd member (WAL fsync on, its default) with a fresh data dir; clients are EtcdDiscovery. */
+function etcd(): Backend {
+  return {
+    name: 'etcd',
+    async start() {
+      const dir = await mkdtemp(path.join(tmpdir(), 'gm-bench-etcd-'));
+      const [client, peer] = [await freePort(), await freePort()];
+      const c = `http://127.0.0.1:${client}`;
+      const p = `http://127.0.0.1:${peer}`;
+      const args = ['--name', 'bench', '--data-dir', dir, '--listen-client-urls', c, '--advertise-client-urls', c, '--listen-peer-urls', p, '--initial-advertise-peer-urls', p, '--initial-cluster', `bench=${p}`];
+      const child = await startExternal(ETCD_BIN, args, 'ready to serve client requests').catch(async (err: unknown) => {
+        await rm(dir, { recursive: true, force: true });
+        throw err;
+      });
+      return {
+        where: `etcd ${etcdVersion()} (one member, its own process, data in a temp dir, WAL fsync on), EtcdDiscovery clients (etcd3 over gRPC)`,
+        connect: (name) => EtcdDiscovery.connect({ endpoints: [`127.0.0.1:${client}`], name }),
+        async stop() {
+          await child.stop();
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  };
+}
+
+function etcdVersion(): string {
+  try {
+    return /etcd Version: (\S+)/.exec(execFileSync(ETCD_BIN, ['--version'], { encoding: 'utf8' }))?.[1] ?? '?';
+  } catch {
+    return '?';
+  }
+}
+
+/**
+ * The built-in server beside etcd (when /usr/bin/etcd exists; BENCH_SD_ETCD=0 leaves it out),
+ * measured in the same run; add a backend here to get another column.
+ */
+export const BACKENDS: readonly Backend[] = [
+  builtIn(true),
+  ...(process.env['BENCH_SD_NOFSYNC'] === '1' ? [builtIn(false)] : []),
+  ...(existsSync(ETCD_BIN) && process.env['BENCH_SD_ETCD'] !== '0' ? [etcd()] : []),
+];
 
 const PIPELINE = 1000;
 const KEYS = 1000;
@@ -321,6 +367,19 @@ export async function run(): Promise<void> {
     [`${fmtInt(REGISTRATIONS)} deregistrations → all ${REG_WATCHERS} watchers, median / best (ms)`, '', '—', ...col((r) => `${fmtNum(median(r.deregAll), 1)} / ${fmtNum(best(r.deregAll), 1)}`)],
   ];
   printTable('discovery: server in its own process, clients in the bench process', ['case', 'target', 'raw framed echo (ceiling)', ...results.map((r) => r.name)], rows);
+  const builtin = results.find((r) => r.name === 'built-in')?.r;
+  const etcdR = results.find((r) => r.name === 'etcd')?.r;
+  if (builtin && etcdR) {
+    const x = (a: number, b: number): string => `${fmtNum(a / b, 2)}x`;
+    printTable(`built-in vs etcd, same run (above 1: built-in ahead) — loadavg ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}`, ['figure', 'built-in', 'etcd', 'built-in ahead by'], [
+      ['durable puts/s, serial', rate(builtin.setSerial), rate(etcdR.setSerial), x(builtin.setSerial.ops, etcdR.setSerial.ops)],
+      [`durable puts/s, ${fmtInt(PIPELINE)} pipelined`, rate(builtin.setPipelined), rate(etcdR.setPipelined), x(builtin.setPipelined.ops, etcdR.setPipelined.ops)],
+      ['cached reads/s, watch.get', fmtInt(builtin.watchGet), fmtInt(etcdR.watchGet), x(builtin.watchGet, etcdR.watchGet)],
+      ['cached reads/s, client.cached', fmtInt(builtin.clientCached), fmtInt(etcdR.clientCached), x(builtin.clientCached, etcdR.clientCached)],
+      [`change → ${WATCHERS} watchers, each, p99 ms`, ms(builtin.propEach.p99), ms(etcdR.propEach.p99), x(etcdR.propEach.p99, builtin.propEach.p99)],
+      [`change → ${WATCHERS} watchers, last, p99 ms`, ms(builtin.propAll.p99), ms(etcdR.propAll.p99), x(etcdR.propAll.p99, builtin.propAll.p99)],
+    ]);
+  }
   const first = results[0]?.r;
   console.log(
     [

@@ -206,8 +206,9 @@ interface AgentProc {
 
 const AGENT_READY = /^agent (\S+) listening tcp=(\S+) ws=(\S+)$/;
 
-async function startAgent(sdaddr: string, transport: 'tcp' | 'ws', tag: string, probe: boolean, extra: readonly string[] = []): Promise<AgentProc> {
-  const args = [bin(), 'agent', '--sdaddr', sdaddr, '--tcp-port', transport === 'tcp' ? '0' : '-1', '--ws-port', transport === 'ws' ? '0' : '-1', ...extra];
+/** `root`: another checkout's build (an A/B against it); default this one. */
+export async function startAgent(sdaddr: string, transport: 'tcp' | 'ws', tag: string, probe: boolean, extra: readonly string[] = [], root = ROOT): Promise<AgentProc> {
+  const args = [path.join(root, 'bin', 'gamemesh.js'), 'agent', '--sdaddr', sdaddr, '--tcp-port', transport === 'tcp' ? '0' : '-1', '--ws-port', transport === 'ws' ? '0' : '-1', ...extra];
   args.push('--max-msgs-per-sec', '1000000000', '--heartbeat-sec', '60', '--loglevel', 'warn');
   const execArgv = [...(probe ? ['--expose-gc', '--import', pathToFileURL(`${FIXTURES}mem-probe.js`).href] : []), ...profArgs(`gateway-agent-${tag}`)];
   const child = await startNode(args, AGENT_READY, { execArgv });
@@ -499,7 +500,7 @@ function printBroadcast(b: BroadcastResult, clients: number): void {
 
 // ---- (c) memory ------------------------------------------------------------------------
 
-interface Mem {
+export interface Mem {
   rss: number;
   heapUsed: number;
   heapTotal: number;
@@ -515,7 +516,7 @@ interface MemResult {
   readonly connectMs: number;
 }
 
-async function readMem(lines: Lines): Promise<Mem> {
+export async function readMem(lines: Lines): Promise<Mem> {
   lines.send('mem');
   for (;;) {
     const line = await lines.next(10_000);

@@ -167,6 +167,34 @@ export function startNode(args: readonly string[], readyLine: RegExp, options: {
   });
 }
 
+/**
+ * Starts a program that is not node (nats-server, etcd) as a Child: a small
+ * node wrapper spawns it, drains its output, says "ready" once a line of its
+ * stdout or stderr matches `readyPattern`, and kills it when stopped or when
+ * the bench process goes away (its stdin closes).
+ */
+export function startExternal(bin: string, args: readonly string[], readyPattern: string, timeoutMs = 15_000): Promise<Child> {
+  const script =
+    `const c=require('node:child_process').spawn(${JSON.stringify(bin)},${JSON.stringify(args)},{stdio:['ignore','pipe','pipe']});` +
+    `let said=false;const re=new RegExp(${JSON.stringify(readyPattern)});` +
+    `const on=(d)=>{if(!said&&re.test(String(d))){said=true;console.log('ready')}};c.stdout.on('data',on);c.stderr.on('data',on);` +
+    `const stop=()=>{c.kill('SIGTERM');setTimeout(()=>c.kill('SIGKILL'),3000).unref()};` +
+    `process.on('SIGTERM',stop);process.stdin.on('end',stop);process.stdin.resume();c.on('exit',(code)=>process.exit(said?0:1));`;
+  return startNode(['-e', script], /^ready$/, { timeoutMs });
+}
+
+/** A port free on 127.0.0.1 right now (for programs that cannot be told to pick one). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 /** `--cpu-prof` flags for child processes when BENCH_CPU_PROF=<dir> is set. */
 export function profArgs(tag: string): string[] {
   const dir = process.env['BENCH_CPU_PROF'];

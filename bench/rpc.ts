@@ -44,7 +44,7 @@ const registry = new MessageRegistry().load(path.join(ROOT, 'examples', 'echo', 
 const Req = registry.type<EchoReq>('echo.EchoReq');
 const Resp = registry.type<EchoResp>('echo.EchoResp');
 
-interface Running {
+export interface Running {
   readonly where: string;
   /** The callee process, for its CPU time. */
   readonly calleePid: number | undefined;
@@ -52,7 +52,7 @@ interface Running {
   stop(): Promise<void>;
 }
 
-interface System {
+export interface System {
   readonly name: string;
   start(): Promise<Running>;
 }
@@ -144,7 +144,7 @@ const grpcJs: System = {
   },
 };
 
-const SYSTEMS: readonly System[] = [rawEcho, gamemesh, grpcJs];
+export const SYSTEMS: readonly System[] = [rawEcho, gamemesh, grpcJs];
 
 /** `BENCH_RPC_ONLY=gamemesh` (comma-separated names) measures a subset, e.g. while profiling. */
 function selected(): readonly System[] {

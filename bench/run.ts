@@ -22,6 +22,7 @@ export const BENCHES: readonly BenchEntry[] = [
   { name: 'pomelo', load: () => import('./pomelo.js') },
   { name: 'stream', load: () => import('./stream.js') },
   { name: 'metrics', load: () => import('./metrics.js') },
+  { name: 'harbor', load: () => import('./harbor.js') },
   { name: 'rooms', load: () => import('./rooms.js') },
 ];
 

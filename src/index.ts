@@ -6,4 +6,5 @@ export * from './service/index.js';
 export * from './gateway/index.js';
 export * from './login/index.js';
 export * from './hub/index.js';
+export * from './harbor/index.js';
 export * from './rooms/index.js';

@@ -8,11 +8,13 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<num
   agent: () => import('./agent.js'),
   routes: () => import('./routes.js'),
   hub: () => import('./hub.js'),
+  harbor: () => import('./harbor.js'),
   login: () => import('./login.js'),
   up: () => import('./up.js'),
   client: () => import('./client.js'),
   bot: () => import('./bot.js'),
   dashboard: () => import('./dashboard.js'),
+  init: () => import('./init.js'),
 };
 
 async function run(argv: string[]): Promise<number> {

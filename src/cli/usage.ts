@@ -1,6 +1,8 @@
 export const usage = `usage: gamemesh <command> [options]
 
 commands:
+  init <folder> [--name NAME] [--gamemesh SPEC]
+      a new game project from the package's template: cd <folder> && npm install && npm start
   discovery [--addr 127.0.0.1:8900] [--datafile PATH] [--token SECRET] [--grace-ms 3000] [--no-fsync] [--admin HOST:PORT]
       run the discovery and KV server (token also from GAMEMESH_TOKEN; admin port from GAMEMESH_ADMIN)
   sd [--addr host:port | etcd://host:2379[,host:2379...][/prefix]] [--token T | --tokenfile F] <verb>
@@ -18,6 +20,7 @@ commands:
       upload a route table (routes.json from gen) to the KV, or print the current one
   login [service flags] [--http 127.0.0.1:8080] [--static DIR] [--demo] [--jwt-secret S] (HTTP login: JWT + gateway address; web page)
   hub [service flags] [--max-channels 10000] [--max-channel-length 256] [--max-body 1m] (the pub/sub hub, docs/hub.md)
+  harbor [service flags] --center ADDR [--center-token T] [--max-queue 2m] (a harbor: routes between clusters, docs/clusters.md)
   up <cluster.json> [--sdaddr ADDR] [--http HOST:PORT] [--var K=V] (the whole cluster as local processes, docs/cluster-file.md)
   client --login URL --user NAME [--password P] [--tcp] (the demo's terminal chat: /gold /level /stats /who /w NAME text /quit)
   dashboard [--http 127.0.0.1:8090] [--sdaddr host:port] [--token T] (a live web page of the cluster: services, links, load, KV, routes; docs/observability.md)

@@ -1,3 +1,4 @@
+import { SharedFrame } from '../net/shared-frame.js';
 import type { ClientConn } from './client-conn.js';
 import type { GroupAdd, GroupRemove, GroupSend } from './messages.js';
 
@@ -5,15 +6,16 @@ import type { GroupAdd, GroupRemove, GroupSend } from './messages.js';
 const MAX_GROUPS_PER_BACKEND = 100_000;
 
 /**
- * Delivers one encoded message (seq 0) to many clients of this agent. The
- * one place group fan-out writes to sockets, so a shared-frame primitive
- * (one frame encoded per transport) can replace the per-session send here.
+ * Delivers one encoded message (seq 0) to many clients of this agent: the
+ * one place group fan-out writes to sockets. The frame is built once per
+ * transport (SharedFrame) and the same bytes go to every member's socket.
  */
 export function fanOut(members: Iterable<ClientConn>, msgId: number, body: Uint8Array, except?: ReadonlySet<number>): number {
   let sent = 0;
+  const frame = new SharedFrame(msgId, 0, body);
   for (const c of members) {
     if (!c.handshaken || except?.has(c.id)) continue;
-    c.conn.send(msgId, 0, body);
+    c.conn.sendFrame(frame);
     sent++;
   }
   return sent;

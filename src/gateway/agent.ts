@@ -3,6 +3,7 @@ import type { Logger } from '../log/index.js';
 import { logMessage, messageLogOn } from '../log/msglog.js';
 import { listenKcp, type KcpListener } from '../net/kcp/listener.js';
 import type { Session } from '../net/session.js';
+import { SharedFrame } from '../net/shared-frame.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
 import { listenWs, type WsListener } from '../net/ws.js';
 import { CloudConfig } from '../service/cloud-config.js';
@@ -116,6 +117,12 @@ export class Agent {
     this.node.on('peerDown', (peer) => this.onBackendStatus(peer, false));
     this.node.on('peerGone', (peer) => this.onBackendGone(peer));
     this.node.addStatus(() => ({ clients: Object.fromEntries(this.onlineByTransport()), online: this.clients.size }));
+    // Retiring (a newer agent is live, or a drain): login sends no one here, new connections are refused, the players here play on.
+    this.node.addHold(() => this.clients.size);
+    this.node.on('retiring', () => this.log.info({ online: this.clients.size }, 'agent retiring: refusing new clients; exiting when the last one leaves'));
+    this.node.on('drainTimeout', () => {
+      for (const c of [...this.clients.values()]) c.kick(KickCode.RECONNECT, 'this gateway is retiring: reconnect through login');
+    });
     agents.add(this);
   }
 
@@ -235,11 +242,11 @@ export class Agent {
     // Clients that follow the old period are not cut off: each keeps the
     // longer of the two windows, and is told the new period.
     const idle = this.idleMs(Math.max(old, sec));
-    const ack = C.HandshakeAck.encode({ version: CLIENT_PROTOCOL, heartbeat_sec: sec, session_id: '', server_time_ms: Date.now() });
+    const ack = new SharedFrame(C.HandshakeAck.id, 0, C.HandshakeAck.encode({ version: CLIENT_PROTOCOL, heartbeat_sec: sec, session_id: '', server_time_ms: Date.now() }));
     for (const c of this.clients.values()) {
       if (!c.handshaken) continue;
       c.conn.setTimeouts({ idleTimeoutMs: idle });
-      c.conn.send(C.HandshakeAck.id, 0, ack);
+      c.conn.sendFrame(ack);
     }
     this.log.info({ heartbeatSec: sec }, 'heartbeat period changed');
   }
@@ -253,9 +260,10 @@ export class Agent {
   private accept(conn: Session, req?: IncomingMessage): void {
     // Placement by memory: above its threshold the agent takes no new clients (login stops sending them too).
     const memory = this.stopping ? undefined : this.node.memory.refusal(this.node.id);
-    if (this.stopping || memory !== undefined || this.clients.size >= (this.opts.maxClients ?? 100_000)) {
+    if (this.stopping || this.node.retiring || memory !== undefined || this.clients.size >= (this.opts.maxClients ?? 100_000)) {
       countKick(KickCode.SHUTDOWN);
-      conn.send(C.Kick.id, 0, C.Kick.encode({ code: KickCode.SHUTDOWN, reason: this.stopping ? 'the agent is shutting down' : memory !== undefined ? `the agent is full: ${memory}` : 'the agent is full' }));
+      const reason = this.stopping ? 'the agent is shutting down' : this.node.retiring ? 'the agent is retiring: log in again for another one' : memory !== undefined ? `the agent is full: ${memory}` : 'the agent is full';
+      conn.send(C.Kick.id, 0, C.Kick.encode({ code: KickCode.SHUTDOWN, reason }));
       conn.close('refused');
       return;
     }
@@ -383,7 +391,17 @@ export class Agent {
   private onToClients(msg: ToClients): void {
     if (messageLogOn(this.log)) logMessage(this.log, 'send', this.routes.get(msg.msg_id)?.name ?? `#${msg.msg_id}`, msg.all ? 'all clients' : msg.client_ids.length === 1 ? `client ${msg.client_ids[0]}` : `${msg.client_ids.length} clients`, msg.body.length);
     if (msg.all) {
-      for (const c of this.clients.values()) if (c.handshaken) c.conn.send(msg.msg_id, msg.seq, msg.body);
+      // Framed once per transport: every socket gets the same bytes.
+      const frame = new SharedFrame(msg.msg_id, msg.seq, msg.body);
+      for (const c of this.clients.values()) if (c.handshaken) c.conn.sendFrame(frame);
+      return;
+    }
+    if (msg.client_ids.length > 1 && msg.seq === 0) {
+      const frame = new SharedFrame(msg.msg_id, 0, msg.body);
+      for (const id of msg.client_ids) {
+        const c = this.clients.get(id);
+        if (c?.handshaken) c.conn.sendFrame(frame);
+      }
       return;
     }
     for (const id of msg.client_ids) {
@@ -398,7 +416,9 @@ export class Agent {
   }
 
   private onKickClients(msg: KickClients): void {
-    for (const id of msg.client_ids) this.clients.get(id)?.kick(KickCode.KICKED, msg.reason || 'kicked by the server');
+    // A retiring backend's "reconnect" is passed on as such; any other code is a plain kick.
+    const code = msg.code === KickCode.RECONNECT ? KickCode.RECONNECT : KickCode.KICKED;
+    for (const id of msg.client_ids) this.clients.get(id)?.kick(code, msg.reason || 'kicked by the server');
   }
 
   private onBind(req: BindReq, peer: PeerInfo): BindResp {
@@ -449,8 +469,8 @@ export class Agent {
     if (!up) this.groups.backendDown(peer.id);
     const clients = this.boundTo.get(peer.id);
     if (!clients || clients.size === 0) return;
-    const body = C.BackendStatus.encode({ service: peer.name, id: peer.id, up });
-    for (const c of clients) c.conn.send(C.BackendStatus.id, 0, body);
+    const frame = new SharedFrame(C.BackendStatus.id, 0, C.BackendStatus.encode({ service: peer.name, id: peer.id, up }));
+    for (const c of clients) c.conn.sendFrame(frame);
   }
 
   private onBackendGone(peer: PeerInfo): void {

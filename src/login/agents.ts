@@ -2,6 +2,7 @@
  * Which gateway (agent) a player is sent to: the least-loaded one with room,
  * from discovery's cached view of the agents' registrations.
  */
+import { admitted } from '../discovery/admission.js';
 import type { Discovery, ServiceDesc, ServiceWatch } from '../discovery/types.js';
 import { groupMatcher } from '../service/link-rules.js';
 import { memoryRatio, memoryRefusal } from '../discovery/memory.js';
@@ -98,6 +99,8 @@ export interface AgentPickerOptions {
   group: string;
   /** False for an agent an operator disabled (`gamemesh sd disable`): it gets no new players. */
   available?: (id: string) => boolean;
+  /** False for an agent this login's cluster may not use (another cluster's, not exported). */
+  visible?: (desc: ServiceDesc) => boolean;
   random?: () => number;
   /** Default least-loaded; either way an agent above its memory threshold gets no players. */
   strategy?: AgentStrategy;
@@ -112,17 +115,21 @@ export class AgentPicker {
     private readonly inGroup: (group: string) => boolean,
     private readonly available: (id: string) => boolean,
     private readonly random: () => number,
+    private readonly visible: (desc: ServiceDesc) => boolean,
     private readonly strategy: AgentStrategy,
   ) {}
 
   static async open(discovery: Discovery, options: AgentPickerOptions): Promise<AgentPicker> {
     const inGroup = groupMatcher(options.group);
-    return new AgentPicker(await discovery.watchServices('agent'), inGroup, options.available ?? (() => true), options.random ?? Math.random, options.strategy ?? 'least-loaded');
+    return new AgentPicker(await discovery.watchServices('agent'), inGroup, options.available ?? (() => true), options.random ?? Math.random, options.visible ?? (() => true), options.strategy ?? 'least-loaded');
   }
 
-  /** Available agents in the group, whether or not they have room. */
+  /** Agents in the group that admission admits (available, not retiring, newest version), whether or not they have room. */
   agents(): ServiceDesc[] {
-    return this.watch.list().filter((d) => this.inGroup(d.meta['group'] ?? '') && this.available(d.id));
+    return admitted(
+      this.watch.list().filter((d) => this.inGroup(d.meta['group'] ?? '') && this.visible(d)),
+      (id) => ({ available: this.available(id) }),
+    );
   }
 
   /** How many agents could take a player now; nothing is counted. */

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { definedOnly } from './options.js';
+import type { SharedFrame } from './shared-frame.js';
 import { allocSessionId, HEARTBEAT_MSG_ID, SESSION_DEFAULTS, type Session, type SessionEvents, type SessionOptions, type SessionTransport } from './session.js';
 
 const EMPTY = new Uint8Array(0);
@@ -59,6 +60,11 @@ export abstract class BaseSession extends EventEmitter<SessionEvents> implements
     if (!this.admit(body.length)) return false;
     this.write(msgId, seq, body);
     return true;
+  }
+
+  /** Transports that can share bytes override this; the others frame the message as `send` does. */
+  sendFrame(frame: SharedFrame): boolean {
+    return this.send(frame.msgId, frame.seq, frame.body);
   }
 
   /** Whether `bytes` more may be queued; closes a session whose peer stopped reading. */

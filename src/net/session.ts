@@ -1,3 +1,4 @@
+import type { SharedFrame } from './shared-frame.js';
 import { EventEmitter } from 'node:events';
 
 /** Message id 0 is the link-level heartbeat: never delivered to handlers. */
@@ -46,6 +47,12 @@ export interface Session extends EventEmitter<SessionEvents> {
   /** Bytes waiting to be written. */
   readonly outboundBytes: number;
   send(msgId: number, seq: number, body: Uint8Array): boolean;
+  /**
+   * Sends a message framed once for many sessions (a broadcast, a group
+   * push): TCP and WebSocket sessions queue the frame's shared bytes, with
+   * no copy and no re-encoding per session. Same result as `send`.
+   */
+  sendFrame(frame: SharedFrame): boolean;
   /**
    * Like send, but the body is not copied: it must not change until
    * `written` is called (once the socket has taken it, or the session is gone).

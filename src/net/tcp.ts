@@ -2,21 +2,18 @@ import net from 'node:net';
 import { FrameDecoder, FrameError, HEADER_BYTES, writeHeader } from '../wire/frame.js';
 import { BaseSession } from './base-session.js';
 import type { Session, SessionOptions } from './session.js';
-
-/** Frames smaller than this are copied into one buffer per flush; larger ones are written as they are. */
-const COALESCE_LIMIT = 16 * 1024;
+import type { SharedFrame } from './shared-frame.js';
+import { scheduleFlush, WriteQueue } from './write-queue.js';
 
 /**
- * A framed TCP connection. Frames sent in one tick are flushed together in a
- * single write, so a burst of small messages costs one syscall.
+ * A framed TCP connection. Frames sent in one turn of the event loop are
+ * flushed together in a single write at its end, so a burst of small
+ * messages costs one syscall.
  */
 export class TcpSession extends BaseSession {
   readonly transport = 'tcp' as const;
   private readonly decoder: FrameDecoder;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  /** Callbacks of shared bodies in `pending`, called once the socket has written them. */
-  private written: Array<() => void> = [];
+  private readonly out = new WriteQueue();
   private flushScheduled = false;
 
   constructor(
@@ -35,7 +32,7 @@ export class TcpSession extends BaseSession {
   }
 
   get outboundBytes(): number {
-    return this.pendingBytes + this.socket.writableLength;
+    return this.out.length + this.socket.writableLength;
   }
 
   private onData(chunk: Buffer): void {
@@ -53,9 +50,17 @@ export class TcpSession extends BaseSession {
     const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
     writeHeader(frame, 0, msgId, seq, body.length);
     frame.set(body, HEADER_BYTES);
-    this.pending.push(frame);
-    this.pendingBytes += frame.length;
-    this.scheduleFlush();
+    this.out.push(frame);
+    this.schedule();
+  }
+
+  /** The frame's TCP bytes, shared with every other session it goes to. */
+  override sendFrame(frame: SharedFrame): boolean {
+    const bytes = frame.tcpFrame();
+    if (!this.admit(bytes.length)) return false;
+    this.out.push(bytes);
+    this.schedule();
+    return true;
   }
 
   /** Large bodies (stream data) go to the socket as they are, after their own header. */
@@ -66,47 +71,22 @@ export class TcpSession extends BaseSession {
     }
     const header = Buffer.allocUnsafe(HEADER_BYTES);
     writeHeader(header, 0, msgId, seq, body.length);
-    this.pending.push(header, Buffer.from(body.buffer, body.byteOffset, body.byteLength));
-    this.pendingBytes += HEADER_BYTES + body.length;
-    this.written.push(written);
-    this.scheduleFlush();
+    this.out.pushShared(header, Buffer.from(body.buffer, body.byteOffset, body.byteLength), written);
+    this.schedule();
     return true;
   }
 
-  private scheduleFlush(): void {
+  private schedule(): void {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(() => this.flush());
+      scheduleFlush(this);
     }
   }
 
-  private flush(): void {
+  flush(): void {
     this.flushScheduled = false;
-    const frames = this.pending;
-    if (frames.length === 0) return;
-    this.pending = [];
-    const total = this.pendingBytes;
-    this.pendingBytes = 0;
-    const written = this.written;
-    this.written = [];
-    const done = written.length === 0 ? undefined : () => {
-      for (const w of written) w();
-    };
     // Not `this.closed`: a graceful close() flushes what was sent before it.
-    if (this.socket.destroyed || this.socket.writableEnded) return done?.();
-    if (frames.length === 1) {
-      this.socket.write(frames[0] as Buffer, done);
-    } else if (total <= COALESCE_LIMIT * 4 || frames.every((f) => f.length < COALESCE_LIMIT)) {
-      // The copy releases shared bodies at once.
-      this.socket.write(Buffer.concat(frames, total));
-      done?.();
-    } else {
-      this.socket.cork();
-      const last = frames.length - 1;
-      for (let i = 0; i < last; i++) this.socket.write(frames[i] as Buffer);
-      this.socket.write(frames[last] as Buffer, done);
-      this.socket.uncork();
-    }
+    this.out.flushTo(this.socket);
   }
 
   protected shutdown(abort: boolean): void {

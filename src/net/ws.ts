@@ -4,12 +4,24 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { FrameError } from '../wire/frame.js';
 import { BaseSession } from './base-session.js';
 import type { Session, SessionOptions } from './session.js';
+import { WS_HEADER_BYTES, wsServerFrame, type SharedFrame } from './shared-frame.js';
+import { scheduleFlush, WriteQueue } from './write-queue.js';
 
-/** A WebSocket message is `u16 msgId | u32 seq | body`: the frame without its length field. */
-export const WS_HEADER_BYTES = 6;
+export { WS_HEADER_BYTES } from './shared-frame.js';
 
+/**
+ * A WebSocket session. On the server side (given the upgraded socket) it
+ * builds its own frames and writes them straight to the socket: what one
+ * turn of the event loop sends leaves in one write at its end, as on TCP,
+ * where `ws` would write each message on its own; and a SharedFrame's bytes
+ * are the same buffer for every client. Control frames (ping, pong, close)
+ * stay with `ws`, which writes them whole, between our writes. A dialed
+ * (client-side) session must mask its frames, so it sends through `ws`.
+ */
 export class WsSession extends BaseSession {
   readonly transport = 'ws' as const;
+  private readonly out = new WriteQueue();
+  private flushScheduled = false;
 
   constructor(
     readonly ws: WebSocket,
@@ -17,13 +29,16 @@ export class WsSession extends BaseSession {
     options: SessionOptions = {},
     /** When the TCP connection was accepted, before its upgrade (ms since the epoch). */
     connectedAt?: number,
+    /** The upgraded socket of a server-side session: frames are written to it directly. */
+    private readonly socket?: Socket,
   ) {
     super(remoteAddress, options, connectedAt);
     wireWebSocket(ws, this, (data, isBinary) => this.onMessage(data, isBinary), () => this.touch());
   }
 
   get outboundBytes(): number {
-    return this.ws.bufferedAmount;
+    // ws's bufferedAmount walks its sender's queue too; a server session's data goes straight to the socket.
+    return this.out.length + (this.socket ? this.socket.writableLength : this.ws.bufferedAmount);
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
@@ -42,6 +57,11 @@ export class WsSession extends BaseSession {
   }
 
   protected write(msgId: number, seq: number, body: Uint8Array): void {
+    if (this.socket) {
+      this.out.push(wsServerFrame(msgId, seq, body));
+      this.schedule();
+      return;
+    }
     const msg = Buffer.allocUnsafe(WS_HEADER_BYTES + body.length);
     msg.writeUInt16BE(msgId, 0);
     msg.writeUInt32BE(seq >>> 0, 2);
@@ -49,7 +69,34 @@ export class WsSession extends BaseSession {
     this.ws.send(msg, { binary: true });
   }
 
+  override sendFrame(frame: SharedFrame): boolean {
+    if (!this.socket) return super.sendFrame(frame);
+    const bytes = frame.wsFrame();
+    if (!this.admit(bytes.length)) return false;
+    this.out.push(bytes);
+    this.schedule();
+    return true;
+  }
+
+  private schedule(): void {
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      scheduleFlush(this);
+    }
+  }
+
+  flush(): void {
+    this.flushScheduled = false;
+    if (!this.socket || this.out.empty) return;
+    // Once a close frame has gone either way, no data frame may follow it.
+    if (this.ws.readyState !== WebSocket.OPEN) return this.out.clear();
+    this.out.flushTo(this.socket);
+  }
+
   protected shutdown(abort: boolean): void {
+    // What was sent before a graceful close leaves before the close frame.
+    if (!abort) this.flush();
+    else this.out.clear();
     endWebSocket(this.ws, abort);
   }
 }
@@ -95,7 +142,8 @@ export interface WsListener<S extends Session = WsSession> {
 export function listenWs<S extends Session = WsSession>(
   options: WsListenOptions,
   onSession: (s: NoInfer<S>, req: IncomingMessage) => void,
-  create: (ws: WebSocket, remoteAddress: string, options: SessionOptions, connectedAt?: number) => S = (ws, remote, opts, at) => new WsSession(ws, remote, opts, at) as unknown as S,
+  create: (ws: WebSocket, remoteAddress: string, options: SessionOptions, connectedAt: number | undefined, socket: Socket) => S = (ws, remote, opts, at, socket) =>
+    new WsSession(ws, remote, opts, at, socket) as unknown as S,
 ): Promise<WsListener<S>> {
   const sessions = new Set<S>();
   /** Accepted sockets whose upgrade has not completed, with their deadline and accept time. */
@@ -143,7 +191,7 @@ export function listenWs<S extends Session = WsSession>(
       clearTimeout(pending.timer);
       upgrading.delete(req.socket);
     }
-    const session = create(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`, options, pending?.at);
+    const session = create(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`, options, pending?.at, req.socket);
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     onSession(session, req);

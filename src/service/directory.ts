@@ -5,6 +5,7 @@
  * registration, which must not take an id or address another live node
  * holds.
  */
+import { admission, newestVersions } from '../discovery/admission.js';
 import { NODE_STATE_PREFIX, nodeStateId, nodeStateKey, parseNodeState, type NodeState } from '../discovery/node-state.js';
 import type { EventEmitter } from 'node:events';
 import { RegistrationConflict, type Discovery, type ServiceDesc, type ServiceWatch, type Watch } from '../discovery/types.js';
@@ -12,6 +13,7 @@ import type { Logger } from '../log/index.js';
 import { RpcError } from './errors.js';
 import { formatAddr, parseAddr, unpackAddr } from './identity.js';
 import { hash32 } from './select.js';
+import type { ExportsView } from './exports.js';
 
 /** A claim that should have expired by then and has not was renewed: its holder is alive. */
 const RENEWED_MARGIN_MS = 1500;
@@ -21,11 +23,15 @@ export class Directory {
   private states: Watch | undefined;
   private all: Promise<ServiceWatch> | undefined;
   private unlisten: (() => void) | undefined;
+  /** Other clusters' exported nodes, copied into this discovery by harbors (exports.ts). */
+  exports: ExportsView | undefined;
 
   constructor(
     private readonly disco: Discovery,
     /** Called with a node's id when its state changes. */
     private readonly onStateChange: (id: string) => void,
+    /** Which registrations this node may see (cluster-scope.ts); all by default. */
+    private readonly visible: (desc: ServiceDesc) => boolean = () => true,
   ) {}
 
   async open(): Promise<void> {
@@ -45,13 +51,16 @@ export class Directory {
     return this.state(id).available;
   }
 
-  /** Logical addresses of the live, available nodes of a type, in address order. */
+  /** Logical addresses of the live nodes of a type that admission admits (available, not retiring, newest version), in address order. */
   async addrsByType(type: number): Promise<string[]> {
     const found: Array<[number, string]> = [];
-    for (const desc of (await this.allServices()).list()) {
+    const all = [...(await this.allServices()).list(), ...(this.exports?.list() ?? [])].filter((d) => this.visible(d));
+    const newest = newestVersions(all, (id) => this.available(id));
+    for (const desc of all) {
       const text = desc.meta['addr'];
       const addr = text ? tryParse(text) : undefined;
-      if (addr !== undefined && unpackAddr(addr).type === type && this.available(desc.id)) found.push([addr, text as string]);
+      if (addr === undefined || unpackAddr(addr).type !== type) continue;
+      if (admission(desc, { state: this.state(desc.id), newest: newest(desc) }).admit) found.push([addr, text as string]);
     }
     return found.sort((a, b) => a[0] - b[0]).map(([, text]) => text);
   }
@@ -74,10 +83,15 @@ export class Directory {
 
   /** The node that has a logical address, found in discovery (a lazy connect, as in clustergo). */
   async lookup(addr: number): Promise<ServiceDesc> {
-    const text = formatAddr(addr);
-    const found = (await this.disco.listServices()).find((d) => d.meta['addr'] === text);
-    if (!found) throw new RpcError('unavailable', `no service has logical address ${text}`);
+    const found = await this.find(addr);
+    if (!found) throw new RpcError('unavailable', `no service has logical address ${formatAddr(addr)}`);
     return found;
+  }
+
+  /** The visible node that has a logical address, if any. */
+  async find(addr: number): Promise<ServiceDesc | undefined> {
+    const text = formatAddr(addr);
+    return (await this.disco.listServices()).find((d) => d.meta['addr'] === text && this.visible(d)) ?? this.exports?.list().find((d) => d.meta['addr'] === text);
   }
 
   /** The whole registry, watched from the first lookup by type on. */
@@ -100,6 +114,7 @@ export class Directory {
   close(): void {
     this.unlisten?.();
     this.states?.stop();
+    this.exports?.stop();
     void this.all?.then((w) => w.stop(), () => {});
   }
 }

@@ -13,9 +13,11 @@ export type RpcErrorCode =
   /** The caller cancelled the call. */
   | 'cancelled'
   /** The request could not be decoded or was not allowed. */
-  | 'bad_request';
+  | 'bad_request'
+  /** The target's cluster has no harbor this side can reach (or none at all). */
+  | 'unreachable';
 
-const CODES: ReadonlySet<string> = new Set<RpcErrorCode>(['unknown_method', 'timeout', 'unavailable', 'busy', 'application', 'cancelled', 'bad_request']);
+const CODES: ReadonlySet<string> = new Set<RpcErrorCode>(['unknown_method', 'timeout', 'unavailable', 'busy', 'application', 'cancelled', 'bad_request', 'unreachable']);
 
 export class RpcError extends Error {
   override name = 'RpcError';

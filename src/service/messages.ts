@@ -39,3 +39,11 @@ export const S = {
   StreamEnd: t<Record<string, never>>('StreamEnd'),
   StreamReset: t<StreamReset>('StreamReset'),
 } as const;
+
+export interface HarborDown { harbor: number }
+
+/** Harbor frames (src/service/route.ts, src/harbor). HarborRoute's body is a raw route header and the inner body. */
+export const H = {
+  HarborRoute: t<Record<string, never>>('HarborRoute'),
+  HarborDown: t<HarborDown>('HarborDown'),
+} as const;

@@ -1,10 +1,11 @@
+import { admission, newestVersions, replacedOnly } from '../discovery/admission.js';
 import type { ServiceDesc, ServiceEvent } from '../discovery/types.js';
 import type { Logger } from '../log/index.js';
 import { dialTcp } from '../net/tcp.js';
 import { RpcError } from './errors.js';
 import { formatAddr, parseAddr } from './identity.js';
 import { dialLink, type Link, type LinkIdentity } from './link.js';
-import { L } from './messages.js';
+import { H, L } from './messages.js';
 import { Peer } from './peer.js';
 import type { RpcEngine } from './rpc.js';
 import { linkTables, type LinkCounts } from './metrics.js';
@@ -35,6 +36,8 @@ export interface PeerHost {
   peerUp(peer: Peer, replaced: boolean): void;
   peerDown(peer: Peer, reason: string): void;
   peerGone(peer: Peer): void;
+  /** A HarborRoute or HarborDown frame (route.ts), not for the RPC engine. */
+  routed(link: Link, msgId: number, body: Buffer): void;
 }
 
 /**
@@ -69,6 +72,21 @@ export class Peers implements LinkCounts {
 
   get(id: string): Peer | undefined {
     return this.byId.get(id);
+  }
+
+  /** The peer at the other end of a direct link. */
+  ofLink(link: Link): Peer | undefined {
+    return this.byId.get(this.key(link.peerId, link.peerAddr));
+  }
+
+  /**
+   * Ids are unique within a cluster only: a peer of another cluster (an
+   * exported node) is known as `id/c<cluster>`.
+   */
+  private key(id: string, addr: number): string {
+    if (addr === 0) return id;
+    const cluster = addr >>> 18;
+    return cluster === this.host.identity.addr >>> 18 ? id : `${id}/c${cluster}`;
   }
 
   byAddress(addr: number): Peer | undefined {
@@ -108,25 +126,30 @@ export class Peers implements LinkCounts {
   /** A registry change for a watched dependency: dial what appeared (if the link rule matches), stop redialing what left. */
   onServiceEvent(ev: ServiceEvent, matches: (group: string) => boolean): void {
     const { desc } = ev;
-    if (desc.id === this.host.id) return;
+    const id = this.key(desc.id, addrOf(desc));
+    if (id === this.host.id) return;
     if (ev.type === 'remove') {
-      const peer = this.byId.get(desc.id);
+      const peer = this.byId.get(id);
       if (!peer) return;
       peer.desc = undefined;
       if (peer.retryTimer) clearTimeout(peer.retryTimer);
       peer.retryTimer = undefined;
       if (!peer.connected) this.forget(peer);
+      else this.refreshCandidates(peer.name);
       return;
     }
     if (!matches(desc.meta['group'] ?? '')) return;
     const peer = this.peerFor(desc.id, desc.name, addrOf(desc));
     peer.desc = desc;
     peer.watched = true;
+    // Its meta may say it retires, or carry a version that retires the others.
+    this.refreshCandidates(peer.name);
     if (!peer.connected) this.dial(peer);
   }
 
   /** The peer with this id, created if new; indexed by logical address when it has one. */
-  peerFor(id: string, name: string, addr: number): Peer {
+  peerFor(rawId: string, name: string, addr: number): Peer {
+    const id = this.key(rawId, addr);
     let peer = this.byId.get(id);
     if (!peer) {
       peer = new Peer(id, name, addr);
@@ -186,8 +209,9 @@ export class Peers implements LinkCounts {
 
   /** Takes an authenticated link, dialed or accepted, resolving duplicates deterministically. */
   addLink(link: Link): void {
-    if (link.peerId === this.host.id || this.host.stopped()) {
-      link.session.close(link.peerId === this.host.id ? 'link to self' : 'service stopped');
+    const self = link.peerId === this.host.id && (link.peerAddr === this.host.identity.addr || link.peerAddr === 0);
+    if (self || this.host.stopped()) {
+      link.session.close(self ? 'link to self' : 'service stopped');
       return;
     }
     const peer = this.peerFor(link.peerId, link.peerName, link.peerAddr);
@@ -200,7 +224,8 @@ export class Peers implements LinkCounts {
       // exactly one survives without any extra round trip. That loser is
       // retired, not closed: either side may already have sent calls or
       // messages on it, and those must still be delivered and answered.
-      const dialerOf = (l: Link) => (l.dialedByMe ? this.host.id : peer.id);
+      // By id and address: two clusters may each have a node with one id.
+      const dialerOf = (l: Link) => (l.dialedByMe ? `${this.host.id}|${this.host.identity.addr}` : `${l.peerId}|${l.peerAddr}`);
       const sameDialer = dialerOf(link) === dialerOf(existing);
       if (!sameDialer && dialerOf(link) > dialerOf(existing)) {
         link.start((msgId, seq, body) => this.onLinkFrame(peer, link, msgId, seq, body));
@@ -247,6 +272,7 @@ export class Peers implements LinkCounts {
   private onLinkFrame(peer: Peer, link: Link, msgId: number, seq: number, body: Buffer): void {
     if (isStreamFrame(msgId)) return this.host.streams.onFrame(link, msgId, seq, body);
     if (seq === 0) {
+      if (msgId === H.HarborRoute.id || msgId === H.HarborDown.id) return this.host.routed(link, msgId, body);
       if (msgId === L.LoadReport.id) {
         const load = L.LoadReport.decode(body).load;
         // A NaN would make every least-loaded comparison false.
@@ -283,7 +309,23 @@ export class Peers implements LinkCounts {
 
   private refreshCandidates(name: string): void {
     const list: Peer[] = [];
-    for (const p of this.byId.values()) if (p.name === name && p.connected && !p.draining && this.host.available(p.id)) list.push(p);
+    const same: Peer[] = [];
+    for (const p of this.byId.values()) if (p.name === name) same.push(p);
+    // Versions count among the connected, registered ones: a newer one that is not linked yet cannot take the work.
+    const newest = newestVersions(
+      same.flatMap((p) => (p.desc && p.connected ? [p.desc] : [])),
+      (id) => this.host.available(id),
+    );
+    const replaced: Peer[] = [];
+    for (const p of same) {
+      if (!p.connected) continue;
+      const desc = p.desc ?? { id: p.id, name: p.name, meta: {} };
+      const verdict = admission(desc, { state: { available: this.host.available(p.id) }, draining: p.draining, newest: newest(desc) });
+      if (verdict.admit) list.push(p);
+      else if (replacedOnly(verdict)) replaced.push(p);
+    }
+    // A retiring node still serves while its successor is not linked here yet (the moment of a handover): better than no one.
+    if (list.length === 0) list.push(...replaced);
     list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     this.candidates.set(name, list);
   }

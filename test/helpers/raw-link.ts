@@ -98,10 +98,10 @@ export class RawLink {
   }
 
   /** Completes the dialer's side of the handshake, checking the service's proof. */
-  async handshake(id: string, secret = SECRET): Promise<{ id: string; name: string }> {
+  async handshake(id: string, secret = SECRET, addr = 0): Promise<{ id: string; name: string }> {
     const nonce = await this.challenge();
     const mine = randomBytes(16);
-    this.send(L.LinkHello.id, 1, L.LinkHello.encode({ id, name: 'fuzz', addr: 0, nonce: mine, proof: hmac(secret, 'gamemesh-link-dial', nonce, id), protocol: LINK_PROTOCOL, load: 0 }));
+    this.send(L.LinkHello.id, 1, L.LinkHello.encode({ id, name: 'fuzz', addr, nonce: mine, proof: hmac(secret, 'gamemesh-link-dial', nonce, id), protocol: LINK_PROTOCOL, load: 0 }));
     const f = await this.next((x) => x.msgId === L.LinkWelcome.id || x.msgId === L.RpcError.id);
     assert.ok(f && f.msgId === L.LinkWelcome.id, `expected LinkWelcome, got ${f ? JSON.stringify(L.RpcError.decode(f.body)) : 'a close'}`);
     const w = L.LinkWelcome.decode(f.body);

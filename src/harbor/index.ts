@@ -1,0 +1,1 @@
+export { Harbor, type HarborOptions, type HarborCounts } from './harbor.js';
