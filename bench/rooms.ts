@@ -11,7 +11,7 @@
  *     2,500 ids). Deliveries/s, and the time until the last member has it
  *     (p50/p99 over the rounds), counted at the clients.
  *     Beside, in the same run: a Colyseus room's `broadcast` (@colyseus/core
- *     0.17 with @colyseus/ws-transport, one process: bench/fixtures/colyseus-room.ts)
+ *     with @colyseus/ws-transport, one process: bench/fixtures/colyseus-room.ts)
  *     to the same number of WebSocket clients (bench/fixtures/colyseus-load.ts,
  *     the `ws` package speaking Colyseus' protocol), same rounds and burst.
  * (b) Matchmaking: 1,000 SDK clients (this process, TCP, over both agents)
@@ -22,6 +22,7 @@
  * `BENCH_ROOMS_CLIENTS=1000` change the sizes.
  */
 import { rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GameClient, tcpTransport } from '../src/client-node/index.js';
@@ -162,6 +163,10 @@ async function groupPart(): Promise<void> {
 
 // ---- (a') the same broadcast from a Colyseus room --------------------------------
 
+function colyseusVersion(): string {
+  return (createRequire(import.meta.url)('@colyseus/core/package.json') as { version: string }).version;
+}
+
 async function colyseusPart(): Promise<void> {
   const children: Child[] = [];
   const cpu = new CpuLoad();
@@ -182,7 +187,7 @@ async function colyseusPart(): Promise<void> {
     printTable(
       `rooms: a Colyseus room's broadcast to ${fmtInt(MEMBERS)} WebSocket clients (one server process), ${COLYSEUS_ROUNDS} one at a time, then ${BURST} back to back`,
       ['case', 'deliveries/s one at a time', 'last member p50 ms', 'last member p99 ms', `deliveries/s, ${BURST} back to back`, 'server CPU µs/delivery (whole run)'],
-      [['Colyseus 0.17 room.broadcast', fmtInt(r['perSec'] ?? NaN), fmtNum(r['p50'] ?? NaN, 2), fmtNum(r['p99'] ?? NaN, 2), fmtInt(r['burstPerSec'] ?? NaN), fmtNum(serverUs / deliveries, 3)]],
+      [[`Colyseus ${colyseusVersion()} room.broadcast`, fmtInt(r['perSec'] ?? NaN), fmtNum(r['p50'] ?? NaN, 2), fmtNum(r['p99'] ?? NaN, 2), fmtInt(r['burstPerSec'] ?? NaN), fmtNum(serverUs / deliveries, 3)]],
     );
     console.log(loadNote(cpu));
   } finally {
