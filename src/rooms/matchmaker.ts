@@ -184,6 +184,7 @@ export class Matchmaker {
     const mine = node.memory.refusal(node.id);
     if (mine === undefined && !node.stopping && !node.retiring) scored.push({ addr: node.logicalAddress, ratio: self.ratio, rooms: this.host.rooms().length, tie: Math.random() });
     else if (mine !== undefined) refusals.push(mine);
+    else if (node.retiring) refusals.push(`${node.id} is retiring`);
     const others = await this.others();
     // Versions are compared over every instance, this one included: a newer one here makes the others outdated.
     const newest = newestVersions(this.group, (id) => node.nodeState(id).available);
