@@ -10,7 +10,9 @@ import { ServiceNode } from '../src/service/node.js';
 import { EchoReq, EchoResp } from './helpers/echo.js';
 import { silent } from './helpers/mesh.js';
 import { startDiscovery, waitFor } from './helpers/proc.js';
-import { adminRequest, ROLL_TOKEN, spawnRollService, timeOf } from './helpers/rollout.js';
+import { adminRequest, ROLL_TOKEN, runCli, spawnRollService, timeOf } from './helpers/rollout.js';
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 test('admin port: 401 without the token; GET /status, POST /drain, POST /stop', { timeout: 60_000 }, async (t) => {
   const sd = await startDiscovery(t, { token: ROLL_TOKEN });
@@ -40,6 +42,32 @@ test('admin port: 401 without the token; GET /status, POST /drain, POST /stop', 
   assert.deepEqual(exit, { code: 0, signal: null }, svc.stderr.slice(-2000));
   assert.match(svc.stdout, /retiring POST \/drain/);
   assert.match(svc.stdout, /retired\n/);
+
+  // gamemesh status and gamemesh drain: through the admin port, or the KV for a node without one.
+  const plain = await spawnRollService(t, sd.addr, ['--svcindex', '2'], 'roll-plain');
+  const withAdmin = await spawnRollService(t, sd.addr, ['--admin', '127.0.0.1:0', '--svcindex', '3'], 'roll-admin');
+  const env = { ...process.env, GAMEMESH_TOKEN: ROLL_TOKEN };
+  const st = await runCli(['status', '--addr', sd.addr], env);
+  assert.equal(st.code, 0, st.stderr);
+  assert.match(st.stdout, /^ID +VERSION +STATE +HOLDING +RSS +ADMIN$/m);
+  assert.match(st.stdout, new RegExp(`^${escape(withAdmin.id)} +1 +running +0 +\\d+ MiB +${escape(withAdmin.admin)}$`, 'm'));
+  assert.match(st.stdout, new RegExp(`^${escape(plain.id)} +1 +running +- +- +\\(none\\)$`, 'm'));
+  const json = JSON.parse((await runCli(['status', '--addr', sd.addr, '--json'], env)).stdout) as Array<{ id: string; holding?: number }>;
+  assert.equal(json.find((r) => r.id === withAdmin.id)?.holding, 0);
+  assert.equal((await runCli(['drain', 'nosuch#0@dev', '--addr', sd.addr], env)).code, 1);
+  const viaKv = await runCli(['drain', plain.id, '--addr', sd.addr], env);
+  assert.equal(viaKv.code, 0, viaKv.stderr);
+  assert.match(viaKv.stdout, /drain requested in config\/nodes/);
+  assert.deepEqual(await plain.exited, { code: 0, signal: null });
+  const viaAdmin = await runCli(['drain', withAdmin.id, '--addr', sd.addr], env);
+  assert.equal(viaAdmin.code, 0, viaAdmin.stderr);
+  assert.match(viaAdmin.stdout, /retiring/);
+  assert.deepEqual(await withAdmin.exited, { code: 0, signal: null });
+  // A wrong token is refused by the admin ports too.
+  const other3 = await spawnRollService(t, sd.addr, ['--admin', '127.0.0.1:0', '--svcindex', '4'], 'roll-4');
+  const bad = await runCli(['status', '--addr', sd.addr], { ...process.env, GAMEMESH_TOKEN: 'wrong' });
+  assert.notEqual(bad.code, 0);
+  await other3.stop();
 
   // POST /stop: a graceful stop, exit 0.
   const other = await spawnRollService(t, sd.addr, ['--admin', '127.0.0.1:0', '--svcindex', '1'], 'roll-2');
