@@ -1,3 +1,4 @@
+import { admitted } from '../discovery/admission.js';
 import { memoryRatio, memoryRefusal } from '../discovery/memory.js';
 import type { ServiceDesc, ServiceWatch } from '../discovery/types.js';
 import type { ClientContext } from '../gateway/backend.js';
@@ -171,9 +172,9 @@ export class Matchmaker {
     const scored: Array<{ addr: string; ratio: number; rooms: number; tie: number }> = [];
     const self = node.memory.sample();
     const mine = node.memory.refusal(node.id);
-    if (mine === undefined && !node.stopping) scored.push({ addr: node.logicalAddress, ratio: self.ratio, rooms: this.host.rooms().length, tie: Math.random() });
+    if (mine === undefined && !node.stopping && !node.retiring) scored.push({ addr: node.logicalAddress, ratio: self.ratio, rooms: this.host.rooms().length, tie: Math.random() });
     else if (mine !== undefined) refusals.push(mine);
-    for (const desc of await this.others()) {
+    for (const desc of await this.others(true)) {
       const why = memoryRefusal(desc);
       if (why !== undefined) {
         refusals.push(why);
@@ -201,8 +202,9 @@ export class Matchmaker {
       const taken = clients + (this.pending.get(room.id) ?? 0);
       if (taken < room.max) out.push({ room, addr, taken });
     };
-    for (const room of this.host.listing()) consider(room, this.host.node.logicalAddress, true);
-    for (const desc of await this.others()) {
+    // A retiring instance (a newer version is live, or it is drained) seats no one new (docs/operations.md).
+    if (!this.host.node.retiring) for (const room of this.host.listing()) consider(room, this.host.node.logicalAddress, true);
+    for (const desc of await this.others(true)) {
       const addr = desc.meta['addr'];
       if (addr) for (const room of decodeListing(desc.meta[ROOM_LISTING_META])) consider(room, addr, false);
     }
@@ -231,8 +233,8 @@ export class Matchmaker {
     }
   }
 
-  /** The other live instances of this service in this node's group. */
-  private async others(): Promise<ServiceDesc[]> {
+  /** The other live instances of this service in this node's group; with `admittedOnly`, those admission admits (not retiring, newest version). */
+  private async others(admittedOnly = false): Promise<ServiceDesc[]> {
     const node = this.host.node;
     if (!this.watch) {
       const opening = node.discovery.watchServices(node.name);
@@ -244,7 +246,9 @@ export class Matchmaker {
       });
     }
     const watch = await this.watch;
-    return watch.list().filter((d) => d.id !== node.id && (d.meta['group'] ?? '') === node.config.svcgroup);
+    const group = watch.list().filter((d) => (d.meta['group'] ?? '') === node.config.svcgroup);
+    const live = admittedOnly ? admitted(group, (id) => node.nodeState(id)) : group;
+    return live.filter((d) => d.id !== node.id);
   }
 }
 
