@@ -1,6 +1,6 @@
 /**
  * Rolling upgrades of the demo cluster as real processes (gamemesh up's
- * roll, docs/rollout.md): the game service under a bot run, v1 → v2 (its
+ * roll, docs/operations.md): the game service under a bot run, v1 → v2 (its
  * players leave by themselves) and v2 → v3 (one stays past --drain-max, is
  * kicked to reconnect and carries on, on v3); then an agent. Throughout:
  * zero bot errors, new players only on the newest version, old instances

@@ -1,5 +1,5 @@
 /**
- * Versions and retiring in one process (docs/rollout.md): the admission
+ * Versions and retiring in one process (docs/operations.md): the admission
  * rule, a newer version taking over selection and lookups by type while
  * calls keep flowing, the older one leaving by itself once idle, the drain
  * request in config/nodes, and --drain-max cutting a retiring node short.

@@ -1,5 +1,5 @@
 /**
- * `gamemesh status` and `gamemesh drain ID` (docs/rollout.md): every
+ * `gamemesh status` and `gamemesh drain ID` (docs/operations.md): every
  * service's admin port reached with the cluster token, or, for a node
  * without one, what its registration says and a drain request in the KV
  * (config/nodes/<id> {"drain": true}), which the node takes within a moment.

@@ -26,7 +26,7 @@ directory. See docs/cluster-file.md.
   --roll SERVICE     rolling upgrade of a service of the cluster that a gamemesh up
                      already runs from this file: a new instance (next --svcversion,
                      another --svcindex) starts and must be ready, then the old one
-                     retires and exits once its last client is gone (docs/rollout.md)
+                     retires and exits once its last client is gone (docs/operations.md)
 `;
 
 export async function main(argv: string[]): Promise<number> {

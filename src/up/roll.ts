@@ -1,6 +1,6 @@
 /**
  * `gamemesh up FILE --roll NAME`: a rolling upgrade of one service of a
- * running cluster (docs/rollout.md). The supervisor that runs the cluster
+ * running cluster (docs/operations.md). The supervisor that runs the cluster
  * starts a new instance with the next --svcversion and another --svcindex,
  * waits for its ready line, and then lets the old one retire: a newer live
  * version makes it take no new work and exit 0 once its last client is gone
