@@ -176,7 +176,7 @@ test('services: load from the admin port, node flags read defensively, and the r
   assert.ok(s.log.some((e) => e.kind === 'change' && e.id === node.id && e.text.endsWith('available false -> true')), JSON.stringify(s.log));
   // A version change in the registration is logged.
   node.setMeta({ version: '2' });
-  await waitFor(async () => (await state(url)).log.some((e) => e.kind === 'change' && /version - -> 2/.test(e.text)), 3000, 'the version change in the log');
+  await waitFor(async () => (await state(url)).log.some((e) => e.kind === 'change' && /version 1 -> 2/.test(e.text)), 3000, 'the version change in the log');
   assert.equal((await state(url)).services.find((x) => x.id === node.id)?.version, '2');
   // A bad route table is reported, not thrown.
   await sd.put('config/gateway/routes', '{"version": 9}');

@@ -428,6 +428,10 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       host: listener.host,
       port: listener.port,
       meta: {
+        // Before the service's own meta, which may override them (setMeta).
+        [VERSION_META]: String(this.config.svcversion ?? 1),
+        [READY_META]: this.isReady ? '1' : '0',
+        ...(this.retirement.retiring ? { [STATE_META]: RETIRING } : {}),
         ...this.opts.meta,
         ...this.extraMeta,
         addr: this.logicalAddress,
@@ -435,9 +439,6 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
         index: String(this.config.svcindex),
         ...(this.config.wanip ? { wan: this.config.wanip } : {}),
         ...(this.adminServer ? { admin: this.adminServer.address } : {}),
-        [VERSION_META]: String(this.config.svcversion ?? 1),
-        [READY_META]: this.isReady ? '1' : '0',
-        ...(this.retirement.retiring ? { [STATE_META]: RETIRING } : {}),
         ...(this.config.export ? { [EXPORT_META]: '1' } : {}),
       },
     };
