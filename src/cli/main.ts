@@ -16,6 +16,7 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<num
   dashboard: () => import('./dashboard.js'),
   status: async () => ({ main: (await import('./rollout.js')).status }),
   drain: async () => ({ main: (await import('./rollout.js')).drain }),
+  init: () => import('./init.js'),
 };
 
 async function run(argv: string[]): Promise<number> {

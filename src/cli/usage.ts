@@ -1,6 +1,8 @@
 export const usage = `usage: gamemesh <command> [options]
 
 commands:
+  init <folder> [--name NAME] [--gamemesh SPEC]
+      a new game project from the package's template: cd <folder> && npm install && npm start
   discovery [--addr 127.0.0.1:8900] [--datafile PATH] [--token SECRET] [--grace-ms 3000] [--no-fsync] [--admin HOST:PORT]
       run the discovery and KV server (token also from GAMEMESH_TOKEN; admin port from GAMEMESH_ADMIN)
   sd [--addr host:port | etcd://host:2379[,host:2379...][/prefix]] [--token T | --tokenfile F] <verb>

@@ -69,6 +69,12 @@ export interface ServiceConfig {
   readonly 'drain-max': number;
   /** Seconds a graceful stop (SIGTERM, Ctrl+C, POST /stop) lets work in flight finish before the process exits anyway. */
   readonly 'stop-timeout': number;
+  /** Pub/sub backend: '' is the hub service; `nats://host:port[,host:port]` is NATS (src/hub/nats). */
+  readonly hub: string;
+  /** NATS auth for --hub: a token, or a user and password. */
+  readonly hubtoken: string;
+  readonly hubuser: string;
+  readonly hubpass: string;
   /** Visible to other clusters' lookups by type and selection by name (docs/clusters.md). */
   readonly export: boolean;
   /** Memory limit in bytes for placement by memory; 0: the cgroup's limit, else the machine's RAM. */
@@ -116,6 +122,10 @@ export const STANDARD_FLAGS = {
   svcversion: { type: 'integer', default: 1, description: 'version of this instance; a live higher version of the same service retires it', validate: inRange(1, 2 ** 31 - 1) },
   'drain-max': { type: 'number', default: 600, description: 'seconds a retiring instance waits for its clients to leave, then kicks them to reconnect elsewhere', validate: positiveUpTo(7 * 24 * 3600) },
   'stop-timeout': { type: 'number', default: 8, description: 'seconds a graceful stop waits for work in flight before exiting anyway', validate: positiveUpTo(3600) },
+  hub: { type: 'string', default: '', description: "pub/sub backend: '' = the hub service, nats://host:port[,host:port] = NATS", validate: checkHub },
+  hubtoken: { type: 'string', default: '', description: 'NATS token for --hub nats://' },
+  hubuser: { type: 'string', default: '', description: 'NATS user for --hub nats:// (with --hubpass)' },
+  hubpass: { type: 'string', default: '', description: 'NATS password for --hubuser' },
   export: { type: 'boolean', default: false, description: "let other clusters' nodes find, dial and select this node (docs/clusters.md)" },
   memlimit: { type: 'size', default: 0, description: "memory limit for placement by memory (bytes, or 512m/2g); 0 = the cgroup's limit, else the machine's RAM" },
   memthreshold: { type: 'number', default: 0.9, description: 'above this fraction of its memory limit the node takes no new clients or rooms', validate: (v: number) => (v > 0 && v <= 1 ? undefined : 'must be above 0 and at most 1') },
@@ -367,6 +377,12 @@ function checkHostPort(v: string): string | undefined {
 function checkSdaddr(v: string): string | undefined {
   if (/^[a-z][a-z0-9+.-]*:\/\/\S+$/i.test(v)) return undefined;
   return checkHostPort(v) && 'expected host:port or etcd://host:port';
+}
+
+function checkHub(v: string): string | undefined {
+  // Credentials in the URL would show in logs and `ps`: they have flags of their own.
+  if (v === '' || /^nats:\/\/[^,@\s/]+:\d+(,(nats:\/\/)?[^,@\s/]+:\d+)*$/.test(v)) return undefined;
+  return "expected '' (the hub service) or nats://host:port[,host:port] (credentials go in --hubtoken or --hubuser/--hubpass)";
 }
 
 function checkGroup(v: string): string | undefined {

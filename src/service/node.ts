@@ -50,6 +50,11 @@ export interface NodeConfig {
   'drain-max'?: number;
   /** Seconds a graceful stop waits for work in flight (default 8; shutdownTimeoutMs overrides it). */
   'stop-timeout'?: number;
+  /** Pub/sub backend for createHub: '' or undefined = the hub service; nats://... = NATS, with its credentials. */
+  hub?: string;
+  hubtoken?: string;
+  hubuser?: string;
+  hubpass?: string;
   /** Visible to other clusters (docs/clusters.md). */
   export?: boolean;
   /** Memory limit in bytes (placement by memory); 0 or undefined: the cgroup's, else the machine's RAM. */
@@ -313,13 +318,23 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       },
       (d) => this.canSee(d),
     );
-    await this.directory.open();
+    const exports = this.opts.allClusters ? undefined : new ExportsView(this.config.cluster);
+    await Promise.all([this.directory.open(), exports?.open(this.disco)]);
+    this.directory.exports = exports;
     // A drain asked of an earlier run of this id is not a request to this one.
     if (this.directory.state(this.id).drain) await updateNodeState(this.disco, this.id, { drain: false });
-    if (!this.opts.allClusters) this.directory.exports = await new ExportsView(this.config.cluster).open(this.disco);
     this.listener = await listenTcp({ host, port, maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000 }, (session) => {
       acceptLink(session, this.identity, 5000).then(
-        (link) => this.peers.addLink(link),
+        (link) => {
+          // The partition holds both ways: only an exported node takes links from other clusters.
+          const from = link.peerAddr === 0 ? this.config.cluster : unpackAddr(link.peerAddr).cluster;
+          if (from !== this.config.cluster && !this.config.export && !this.opts.allClusters) {
+            this.peers.refused++;
+            session.send(L.RpcError.id, 0, L.RpcError.encode({ code: 'unreachable', message: `${this.logicalAddress} is not exported: reach it from cluster ${from} through harbors` }));
+            return session.close(`a link from cluster ${from} to a node that is not exported`);
+          }
+          this.peers.addLink(link);
+        },
         (err: Error) => {
           this.peers.refused++;
           this.log.warn({ remote: session.remoteAddress, err: err.message }, 'refused a link');
@@ -330,9 +345,10 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       this.adminServer = await startNodeAdmin(this);
       addRolloutRoutes(this.adminServer, this, this.log);
     }
-    for (const dep of this.dependencies) await this.watchDependency(dep);
     // Links to this cluster's harbors carry what is sent to other clusters; they do not gate readiness.
+    // (Watched first: dependencies' links then come up no earlier in start() than before harbors existed.)
     if (this.name !== 'harbor' && !this.dependencies.has('harbor')) await this.watchDependency('harbor', '*');
+    for (const dep of this.dependencies) await this.watchDependency(dep);
     this.directory.onConflict(this.id, (err) => this.onConflict(err));
     this.extraMeta = { ...this.extraMeta, ...this.memory.meta() };
     await registerWhenFree(this.disco, this.descriptor(), this.log, this.opts.claimWaitMs ?? 30_000);
@@ -657,7 +673,8 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   }
 
   private async resolve(target: Target, options: CallOptions): Promise<Link> {
-    if (this.state !== 'running') throw new RpcError('unavailable', `the node is ${this.state}`);
+    // A starting node may already call the dependencies it is connected to (a hub subscription on peerUp, say).
+    if (this.state !== 'running' && this.state !== 'starting') throw new RpcError('unavailable', `the node is ${this.state}`);
     const timeoutMs = options.timeoutMs ?? this.opts.callTimeoutMs ?? 5000;
     const deadline = Date.now() + timeoutMs;
     if (typeof target === 'string') return this.pickLink(target, this.opts.defaultStrategy ?? 'round-robin', undefined, options, deadline);
