@@ -20,7 +20,7 @@ import { parseClusterFile } from '../src/up/config.js';
 import type { ResolvedService } from '../src/up/resolve.js';
 import { cannotRoll, controlPath, indexOf, listenControl, requestRoll, rolledSpec, versionOf } from '../src/up/roll.js';
 
-const desc = (id: string, meta: Record<string, string>, name = 'game'): ServiceDesc => ({ id, name, host: '127.0.0.1', port: 1, meta: { group: 'dev', ...meta } });
+const desc = (id: string, meta: Record<string, string>, name = 'game'): ServiceDesc => ({ id, name, host: '127.0.0.1', port: 1, meta: { group: 'dev', addr: '1.16.0', ...meta } });
 
 test('admission: available flag, draining, retiring, versions per service and group', () => {
   const v1 = desc('game#0@dev', { version: '1' });
@@ -28,13 +28,15 @@ test('admission: available flag, draining, retiring, versions per service and gr
   const v2starting = desc('game#2@dev', { version: '2', ready: '0' });
   const v3retiring = desc('game#3@dev', { version: '3', state: 'retiring' });
   const other = desc('game#0@test', { version: '1', group: 'test' });
+  const otherCluster = desc('game#5@dev/c2', { version: '9', addr: '2.16.5' });
   assert.deepEqual(admission(v1), { admit: true });
   assert.match((admission(v1, { state: { available: false } }) as { reason: string }).reason, /disabled/);
   assert.match((admission(v1, { draining: true }) as { reason: string }).reason, /stopping/);
   assert.match((admission(v3retiring) as { reason: string }).reason, /retiring/);
-  const newest = newestVersions([v1, v2, v2starting, v3retiring, other]);
+  const newest = newestVersions([v1, v2, v2starting, v3retiring, other, otherCluster]);
   assert.equal(newest(v1), 2, 'a retiring v3 does not count');
   assert.equal(newest(other), 1, 'another group has its own versions');
+  assert.equal(newest(otherCluster), 9, 'another cluster has its own versions too');
   assert.match((admission(v1, { newest: newest(v1) }) as { reason: string }).reason, /version 1; version 2 of game is live/);
   assert.equal(admission(v2, { newest: newest(v2) }).admit, true);
   // A version that is still starting takes nothing over.
