@@ -36,6 +36,9 @@ test('admin port: 401 without the token; GET /status, POST /drain, POST /stop', 
   assert.equal(typeof (status.body['memory'] as { rss: number }).rss, 'number');
   assert.ok(Array.isArray(status.body['links']));
   assert.equal((await adminRequest(svc.admin, 'GET', '/drain')).status, 405);
+  // The version is in the registration, as gamemesh sd viewsvc shows it.
+  const view = await runCli(['sd', '--addr', sd.addr, '--token', ROLL_TOKEN, 'viewsvc']);
+  assert.match(view.stdout, new RegExp(`^roll\t${escape(svc.id)}\t.*"version":"3"`, 'm'));
 
   // Drain: it retires, and with nothing to hold it, exits 0 by itself.
   const drained = await adminRequest(svc.admin, 'POST', '/drain');

@@ -60,11 +60,14 @@ test('a newer version takes over while calls flow; the older one retires and sto
 
   const servers = new Map<string, number>();
   let failures = 0;
+  let slowest = 0;
   let stop = false;
   const flow = (async () => {
     for (let n = 0; !stop; n++) {
       try {
+        const t0 = performance.now();
         const r = await caller.call('echo', EchoReq, EchoResp, { text: 'hi', n }, { timeoutMs: 3000 });
+        slowest = Math.max(slowest, performance.now() - t0);
         servers.set(r.server, (servers.get(r.server) ?? 0) + 1);
       } catch (err) {
         failures++;
@@ -82,6 +85,7 @@ test('a newer version takes over while calls flow; the older one retires and sto
   await waitFor(() => (servers.get(v2.id) ?? 0) > before + 20, 10_000, 'calls reach v2');
   stop = true;
   await flow;
+  t.diagnostic(`calls: ${[...servers].map(([id, n]) => `${id} ${n}`).join(', ')}; failed ${failures}; slowest ${slowest.toFixed(1)} ms`);
   assert.equal(failures, 0, 'no call failed across the takeover');
   assert.deepEqual(await caller.addrsByType(40), [v2.logicalAddress]);
 });
