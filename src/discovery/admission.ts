@@ -63,9 +63,16 @@ export function admission(desc: AdmissionRecord, ctx: AdmissionContext = {}): Ad
   return ADMIT;
 }
 
-/** The key newest versions are kept under: a version takes over its own service and group only. */
+/** The key newest versions are kept under: a version takes over its own service, group and cluster only. */
 export function versionScope(desc: AdmissionRecord): string {
-  return `${desc.name}@${desc.meta['group'] ?? ''}`;
+  return `${desc.name}@${desc.meta['group'] ?? ''}/${clusterOf(desc)}`;
+}
+
+/** The cluster of a registration's logical address (`cluster.type.index`); '' without one. */
+function clusterOf(desc: AdmissionRecord): string {
+  const addr = desc.meta['addr'] ?? '';
+  const dot = addr.indexOf('.');
+  return dot < 0 ? '' : addr.slice(0, dot);
 }
 
 /** Whether a registration can take over from older versions: ready, not retiring, and available by `available` when given. */

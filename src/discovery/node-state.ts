@@ -17,7 +17,7 @@ export interface NodeState {
   /**
    * True: a request that the node retire (`gamemesh drain ID` without an
    * admin port). The node clears it as it starts retiring; its registration
-   * then says `state: retiring` (docs/rollout.md).
+   * then says `state: retiring` (docs/operations.md).
    */
   readonly drain: boolean;
 }

@@ -63,7 +63,7 @@ export interface ServiceConfig {
   readonly listen: string;
   /** host:port of the admin HTTP port (/metrics, /status); '' = off; port 0 picks a free one. */
   readonly admin: string;
-  /** This instance's version of its service (>= 1): a live higher version of the same service and group retires it (docs/rollout.md). */
+  /** This instance's version of its service (>= 1): a live higher version of the same service and group retires it (docs/operations.md). */
   readonly svcversion: number;
   /** Seconds a retiring instance waits for its clients to leave before it kicks them with "reconnect" and exits. */
   readonly 'drain-max': number;
