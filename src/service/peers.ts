@@ -134,6 +134,8 @@ export class Peers implements LinkCounts {
       if (peer.retryTimer) clearTimeout(peer.retryTimer);
       peer.retryTimer = undefined;
       if (!peer.connected) this.forget(peer);
+      // Its link may still look up (a partition shows only after the idle timeout): it keeps the work it has but gets no new work.
+      else this.refreshCandidates(peer.name);
       return;
     }
     if (!matches(desc.meta['group'] ?? '')) return;
@@ -141,6 +143,7 @@ export class Peers implements LinkCounts {
     peer.desc = desc;
     peer.watched = true;
     if (!peer.connected) this.dial(peer);
+    else this.refreshCandidates(peer.name);
   }
 
   /** The peer with this id, created if new; indexed by logical address when it has one. */
@@ -305,7 +308,7 @@ export class Peers implements LinkCounts {
 
   private refreshCandidates(name: string): void {
     const list: Peer[] = [];
-    for (const p of this.byId.values()) if (p.name === name && p.connected && !p.draining && this.host.available(p.id)) list.push(p);
+    for (const p of this.byId.values()) if (p.name === name && p.connected && !p.draining && !(p.watched && !p.desc) && this.host.available(p.id)) list.push(p);
     list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     this.candidates.set(name, list);
   }
