@@ -23,6 +23,8 @@ export const BENCHES: readonly BenchEntry[] = [
   { name: 'stream', load: () => import('./stream.js') },
   { name: 'metrics', load: () => import('./metrics.js') },
   { name: 'harbor', load: () => import('./harbor.js') },
+  { name: 'hub', load: () => import('./hub.js') },
+  { name: 'store', load: () => import('./store.js') },
 ];
 
 export async function runBenches(names: readonly string[] = []): Promise<void> {
