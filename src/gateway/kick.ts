@@ -22,4 +22,5 @@ export const KickCode = {
   SLOW_CONSUMER: 10,
 } as const;
 
+/** One of the KickCode values. */
 export type KickCodeValue = (typeof KickCode)[keyof typeof KickCode];

@@ -10,6 +10,7 @@ import { H, PublishBytes } from './messages.js';
 import { context, tracingOn } from '../observe/tracing.js';
 import { hubClients } from './metrics.js';
 
+/** Options of Hub, a service's link to the hub: the hub's service name, queue limits while it is away, size limits, timeouts. */
 export interface HubOptions {
   /** The hub service's name in discovery (default "hub"). */
   service?: string;
@@ -25,11 +26,13 @@ export interface HubOptions {
   requestTimeoutMs?: number;
 }
 
+/** What a Hub emits: `synced` once a hub server holds this node's subscriptions. */
 export interface HubEvents {
   /** A hub instance has answered every subscription request of this process since its link came up. */
   synced: [hubId: string];
 }
 
+/** A Hub's counters: published, dropped, queued, received. */
 export interface HubClientStats {
   /** Publishes handed to a hub link or queued. */
   published: number;

@@ -2,10 +2,12 @@ import { RegistrationConflict } from '../discovery/types.js';
 import { closeLogs, createLogger, setupLogging } from '../log/index.js';
 import { ConfigError, helpText, loadConfig, type FlagSpecs, type LoadedConfig, type ServiceConfig } from './config.js';
 
+/** What a service's run() returns: something serviceMain stops on SIGTERM or SIGINT. */
 export interface Stoppable {
   stop(): Promise<void>;
 }
 
+/** Options of serviceMain: the program's name, its own flags, and the run function. */
 export interface ServiceMainOptions<F extends FlagSpecs> {
   program: string;
   summary: string;

@@ -42,6 +42,7 @@ export interface TestService {
   start(config: TestServiceConfig): Promise<Stoppable>;
 }
 
+/** The login service of a test cluster. */
 export interface TestLoginOptions {
   /** Register unknown accounts on their first login (the default: tests log in with any name). */
   readonly demo?: boolean;
@@ -51,6 +52,7 @@ export interface TestLoginOptions {
   readonly ttlSec?: number;
 }
 
+/** What startTestCluster starts. */
 export interface TestClusterOptions {
   /** The user's services, started in this order after discovery. */
   readonly services?: readonly TestService[];
@@ -70,6 +72,7 @@ export interface TestClusterOptions {
   readonly shutdownTimeoutMs?: number;
 }
 
+/** Options of cluster.client(): the login account, the transport, and any GameClient option. */
 export interface TestClientOptions extends Omit<GameClientOptions, 'transport' | 'token'> {
   /** Login account (with login on). Default `player1`, `player2`, ... */
   readonly account?: string;
@@ -89,6 +92,7 @@ export interface TestClient extends GameClient {
   readonly loginToken: string;
 }
 
+/** A running test cluster: its addresses, clients, and the parts to kill and restart. */
 export interface TestCluster {
   /** host:port of the discovery server: give it to what the harness does not start itself. */
   readonly sdaddr: string;

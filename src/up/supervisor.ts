@@ -13,6 +13,7 @@ import { ManagedService, type ServiceInfo, type Timing } from './service.js';
 export { ClusterFileError, loadClusterFile, parseClusterFile, type ClusterFile, type ServiceDef } from './config.js';
 export type { ServiceInfo, ServiceState } from './service.js';
 
+/** Options of startCluster: variable overrides, working directory, timings and output. */
 export interface StartOptions {
   /** Variable overrides (`--sdaddr`, `--http`, `--var k=v`). */
   vars?: Readonly<Record<string, string>>;
@@ -38,6 +39,7 @@ export interface StartOptions {
   rawLogs?: boolean;
 }
 
+/** A running cluster from startCluster. */
 export interface Cluster {
   readonly name: string;
   /** After substitution. */
@@ -53,6 +55,7 @@ export interface Cluster {
   kill(): void;
 }
 
+/** The cluster did not start: `service` names the one that failed ('' when the start was stopped). */
 export class ClusterStartError extends Error {
   override name = 'ClusterStartError';
   constructor(
