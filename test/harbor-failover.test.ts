@@ -44,6 +44,20 @@ test('kill -9 one of two harbors mid-traffic: its calls fail fast, the others co
     );
   });
   await waitFor(() => stats.every((s) => s.begun.includes('sleep:2500')), 10_000, 'every slow call reached its target');
+  // Steady traffic too: 40 workers calling the targets back to back, across the kill.
+  let stopTraffic = false;
+  const traffic: Array<{ code: string; at: number }> = [];
+  const workers = Array.from({ length: 40 }, async (_, w) => {
+    for (let i = 0; !stopTraffic; i++) {
+      const target = targets[(w + i) % targets.length] as ServiceNode;
+      const code = await caller.call({ addr: target.logicalAddress }, EchoReq, EchoResp, { text: `w${w}`, n: i }, { timeoutMs: 5000 }).then(
+        () => 'ok',
+        (err: RpcError) => err.code,
+      );
+      traffic.push({ code, at: performance.now() });
+    }
+  });
+  await new Promise((r) => setTimeout(r, 300));
   const killedAt = performance.now();
   await procs[0]?.kill('SIGKILL');
 
@@ -62,6 +76,14 @@ test('kill -9 one of two harbors mid-traffic: its calls fail fast, the others co
     }),
   );
   assert.ok(Math.max(...moved) < 1000, `new calls moved to the other harbor within 1 s of the kill (took ${Math.round(Math.max(...moved))} ms)`);
+  await new Promise((r) => setTimeout(r, 1500));
+  stopTraffic = true;
+  await Promise.all(workers);
+  const codes0 = new Set(traffic.map((x) => x.code));
+  assert.ok([...codes0].every((c) => c === 'ok' || c === 'unavailable'), `steady traffic saw only ok or unavailable (no timeouts, nothing hung): ${[...codes0].join(',')}`);
+  const late = traffic.filter((x) => x.at > killedAt + 1000);
+  assert.ok(late.length > 100 && late.every((x) => x.code === 'ok'), `a second after the kill every call succeeds (${late.length} calls, codes ${[...new Set(late.map((x) => x.code))].join(',')})`);
+  assert.ok(traffic.filter((x) => x.at < killedAt).every((x) => x.code === 'ok'), 'before the kill every call succeeded');
 
   const settled = await Promise.all(inflight);
   const codes = settled.map((s) => s.code);

@@ -162,3 +162,21 @@ test('exported-registration copies and the login agent picker refuse what they m
   assert.deepEqual(picker.agents().map((d) => d.id).sort(), ['agent#1@dev', 'agent#3@dev']);
   for (let i = 0; i < 20; i++) assert.notEqual(picker.pick()?.id, 'agent#2@dev');
 });
+
+test('harbor-to-harbor links and the center take the center token, not the cluster token', async (t) => {
+  const defer = cleanupStack(t);
+  const { sd1, h1 } = await mesh(defer);
+  // The cluster's token does not open the center side of a harbor...
+  const wrong = await RawLink.open(defer, h1.center.address.port);
+  const nonce = await wrong.challenge();
+  assert.equal(nonce.length, 16);
+  wrong.send(L.LinkHello.id, 1, L.LinkHello.encode({ id: 'intruder#0@c1', name: 'harbor', addr: parseAddr('1.255.9'), nonce: Buffer.alloc(16), proof: Buffer.alloc(32), protocol: 1, load: 0 }));
+  await wrong.expectClosed('a center link with the wrong proof');
+  // ...the center token does.
+  const right = await RawLink.open(defer, h1.center.address.port);
+  assert.equal((await right.handshake('harbor#9@c7', CENTER_SECRET, parseAddr('7.255.9'))).name, 'harbor');
+  // A harbor that holds the wrong center token cannot join the center at all.
+  const bad = new Harbor({ config: { sdaddr: sd1.addr, cluster: 1, svcindex: 3, token: SECRET, listen: '127.0.0.1:0' }, center: h1.center.config.sdaddr, centerToken: 'not-the-center-token', logger: silent });
+  defer(() => bad.stop());
+  await assert.rejects(bad.start(), /token|unauthorized/i);
+});

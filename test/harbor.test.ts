@@ -13,6 +13,8 @@ import type { ServiceNode } from '../src/service/node.js';
 import { EchoReq, EchoResp } from './helpers/echo.js';
 import { cleanupStack, elapsedSince, expectRpcError, serveEcho, SECRET, silent, startDiscoveryServer, startNode, type Defer } from './helpers/mesh.js';
 import { waitFor, within } from './helpers/proc.js';
+import { RawLink } from './helpers/raw-link.js';
+import { packAddr } from '../src/service/identity.js';
 
 const CENTER_SECRET = 'center-test-secret';
 
@@ -58,6 +60,12 @@ test('a node of cluster 1 without --export is never seen by cluster 2: not by ty
   assert.ok(elapsedSince(t0) < 1000);
   // The exported node of cluster 1 is dialed directly, by address too.
   assert.equal((await other.call({ addr: shown.logicalAddress }, EchoReq, EchoResp, { text: 'x', n: 1 })).server, shown.id);
+
+  // Dialing the hidden node anyway (its host:port is in the shared registry) is refused after the handshake.
+  const raw = await RawLink.open(defer, hidden.address.port);
+  await raw.handshake('intruder#9@dev', SECRET, packAddr({ cluster: 2, type: 6, index: 9 }));
+  await raw.expectClosed('a link from cluster 2 to an unexported node of cluster 1');
+  assert.ok(raw.errors().some((e) => e.code === 'unreachable'));
 
   // Cluster 1 sees its own two and not cluster 2's unexported battle.
   assert.deepEqual(await same.addrsByType(7), [hidden.logicalAddress, shown.logicalAddress].sort());

@@ -263,7 +263,7 @@ test('variables: defaults, file values, overrides, ${service} and $$; GAMEMESH_S
     ['start discovery', 'start echo', 'start echo'],
   );
 
-  assert.throws(() => startCluster(file, { vars: { nope: 'x' } }), /--var nope: the cluster file has no variable "nope" \(it has: greeting, http, port, sdaddr\)/);
+  assert.throws(() => startCluster(file, { vars: { nope: 'x' } }), /--var nope: the cluster file has no variable "nope" \(it has: greeting, http, hub, port, sdaddr\)/);
 });
 
 test('a bad cluster file is rejected with an error naming the field', async (t) => {
@@ -283,7 +283,7 @@ test('a bad cluster file is rejected with an error naming the field', async (t) 
     [{ name: 'x', services: [{ ...ok, ready: '(' }] }, /^f\.json: services\[0\]\.ready \(a\): not a valid regular expression/],
     [{ name: 'x', services: [{ ...ok, ready: 'x', oneshot: true }] }, /^f\.json: services\[0\]\.ready \(a\): a oneshot service is ready when it exits with code 0; remove ready$/],
     [{ name: 'x', services: [{ ...ok, oneshot: 'yes' }] }, /^f\.json: services\[0\]\.oneshot \(a\): must be true or false, got "yes"$/],
-    [{ name: 'x', services: [{ ...ok, role: 'db' }] }, /^f\.json: services\[0\]\.role \(a\): must be one of discovery, got "db"$/],
+    [{ name: 'x', services: [{ ...ok, role: 'db' }] }, /^f\.json: services\[0\]\.role \(a\): must be one of discovery, hub, got "db"$/],
     [{ name: 'x', services: [{ ...ok, env: { X: { y: 1 } } }] }, /^f\.json: services\[0\]\.env\.X \(a\): must be a string, got \{"y":1\}$/],
     [{ name: 'x', vars: { name: 'y' }, services: [ok] }, /^f\.json: vars\.name: \$\{name\} is set by gamemesh up; pick another name$/],
     [{ name: 'x', vars: { 'a-b': 'y' }, services: [ok] }, /^f\.json: vars\.a-b: a variable name is/],
@@ -298,7 +298,7 @@ test('a bad cluster file is rejected with an error naming the field', async (t) 
   const dir = tempDir(t, 'gamemesh-up-');
   const file = path.join(dir, 'c.json');
   writeFileSync(file, JSON.stringify({ name: 'x', vars: { a: '1' }, services: [{ name: 'a', run: ['node', '${nope}'] }] }));
-  assert.throws(() => startCluster(file), /c\.json: services\[0\]\.run\[1\] \(a\): unknown variable \$\{nope\} \(known: a, http, name, sdaddr, service\)$/);
+  assert.throws(() => startCluster(file), /c\.json: services\[0\]\.run\[1\] \(a\): unknown variable \$\{nope\} \(known: a, http, hub, name, sdaddr, service\)$/);
   assert.throws(() => startCluster(path.join(dir, 'missing.json')), /missing\.json: cannot read the cluster file: ENOENT/);
 });
 

@@ -1,12 +1,13 @@
-import { GatewayBackend, Hub, RpcError, ServiceNode, type ServiceConfig } from '../../src/index.js';
+import { createHub, GatewayBackend, RpcError, ServiceNode, type ServiceConfig } from '../../src/index.js';
 import { loadJwtKey } from '../../src/login/index.js';
 import { EarnGoldReq, EarnGoldResp, EnterGameReq, EnterGameResp, LevelUpReq, LevelUpResp, StatsReq, StatsResp } from '../gen/index.js';
 import { PlayerSessions } from '../shared/sessions.js';
 import { earn, levelUp, RuleError, type PlayerState } from './rules.js';
-import { PlayerStore } from './store.js';
+import { openStore } from './store.js';
 
 export interface GameOptions {
   config: Partial<ServiceConfig>;
+  /** A SQLite file, or postgres://user@host:port/db. */
   db: string;
   jwtSecret?: string;
 }
@@ -24,11 +25,11 @@ export interface GameOptions {
 export async function startGame(options: GameOptions): Promise<{ node: ServiceNode; stop(): Promise<void> }> {
   const node = new ServiceNode({ name: 'game', config: options.config });
   const backend = new GatewayBackend(node);
-  const store = new PlayerStore(options.db);
+  const store = await openStore(options.db);
   // The key is read from the KV once the node is up; a client that is faster waits for it.
   let resolveKey: (key: Uint8Array) => void = () => {};
   const jwtKey = new Promise<Uint8Array>((resolve) => (resolveKey = resolve));
-  const players = new PlayerSessions(backend, new Hub(node), jwtKey, 'not in the game: send EnterGameReq first');
+  const players = new PlayerSessions(backend, createHub(node), jwtKey, 'not in the game: send EnterGameReq first');
 
   backend.handle(EnterGameReq, EnterGameResp, async (req, client) => {
     const name = await players.signIn(client, req.token);
@@ -62,7 +63,7 @@ export async function startGame(options: GameOptions): Promise<{ node: ServiceNo
     node,
     stop: async () => {
       await node.stop();
-      store.close();
+      await store.close();
     },
   };
 }

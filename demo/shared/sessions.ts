@@ -8,7 +8,7 @@
  * After a restart, the agents re-announce the connections bound here, and
  * the map is rebuilt from them.
  */
-import { GatewayBackend, Hub, RpcError, SESSION_UID, type ClientContext, type ClientInfo, type ClientRef } from '../../src/index.js';
+import { GatewayBackend, RpcError, SESSION_UID, type PubSub, type ClientContext, type ClientInfo, type ClientRef } from '../../src/index.js';
 import { TokenError, verifyToken } from '../../src/login/index.js';
 import { HubLogin } from '../gen/index.js';
 
@@ -29,7 +29,7 @@ export class PlayerSessions {
 
   constructor(
     private readonly backend: GatewayBackend,
-    private readonly hub: Hub,
+    private readonly hub: PubSub,
     private readonly jwtKey: Promise<Uint8Array>,
     /** The refusal of a message from a connection not signed in here, e.g. "not in chat: send JoinChatReq first". */
     private readonly notSignedIn: string,

@@ -1,4 +1,4 @@
-import { GatewayBackend, Hub, RpcError, ServiceNode, type ServiceConfig } from '../../src/index.js';
+import { createHub, GatewayBackend, RpcError, ServiceNode, type ServiceConfig } from '../../src/index.js';
 import { loadJwtKey } from '../../src/login/index.js';
 import { ChatMsg, ChatSendReq, ChatSendResp, HubChat, JoinChatReq, JoinChatResp, WhisperReq, WhisperResp, WhoReq, WhoResp } from '../gen/index.js';
 import { PlayerSessions } from '../shared/sessions.js';
@@ -24,7 +24,7 @@ const MAX_TEXT = 200;
 export async function startSocial(options: SocialOptions): Promise<{ node: ServiceNode; stop(): Promise<void> }> {
   const node = new ServiceNode({ name: 'social', config: options.config });
   const backend = new GatewayBackend(node);
-  const hub = new Hub(node);
+  const hub = createHub(node);
   // The key is read from the KV once the node is up; a client that is faster waits for it.
   let resolveKey: (key: Uint8Array) => void = () => {};
   const jwtKey = new Promise<Uint8Array>((resolve) => (resolveKey = resolve));

@@ -1,4 +1,5 @@
 import { startHub } from '../hub/server.js';
+import { ConfigError } from '../service/config.js';
 import { serviceMain } from '../service/main.js';
 import { ServiceNode } from '../service/node.js';
 
@@ -15,6 +16,8 @@ export function main(argv: string[]): Promise<number> {
     flags: FLAGS,
     argv,
     run: async ({ config, values }) => {
+      // Exits with a usage error: with --hub nats:// the NATS servers relay, and a hub service would sit idle.
+      if (config.hub !== '') throw new ConfigError(`--hub is ${config.hub}: the NATS servers are the hub, so this service is not needed (run nats-server instead)`, 'hub');
       const node = new ServiceNode({ name: 'hub', config });
       startHub(node, { maxChannelsPerSubscriber: values['max-channels'], maxChannelLength: values['max-channel-length'], maxBody: values['max-body'] });
       await node.start();

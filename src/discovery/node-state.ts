@@ -16,10 +16,16 @@ export const NODE_STATE_PREFIX = 'config/nodes/';
 export interface NodeState {
   /** False: selection, login's agent choice and lookups by type give it no new work; its links and clients keep working. */
   readonly available: boolean;
+  /**
+   * True: a request that the node retire (`gamemesh drain ID` without an
+   * admin port). The node clears it as it starts retiring; its registration
+   * then says `state: retiring` (docs/rollout.md).
+   */
+  readonly drain: boolean;
 }
 
-/** The state of a node with no KV entry: available. */
-export const DEFAULT_NODE_STATE: NodeState = { available: true };
+/** The state of a node with no KV entry: available, not asked to drain. */
+export const DEFAULT_NODE_STATE: NodeState = { available: true, drain: false };
 
 /** The KV key of a node's state. */
 export function nodeStateKey(id: string): string {
@@ -37,7 +43,7 @@ export function parseNodeState(kv: KeyValue | undefined): NodeState {
 }
 
 function stateOf(raw: Record<string, unknown>): NodeState {
-  return { available: raw['available'] !== false };
+  return { available: raw['available'] !== false, drain: raw['drain'] === true };
 }
 
 function rawState(kv: KeyValue | undefined): Record<string, unknown> {

@@ -120,6 +120,12 @@ export class Agent {
     this.node.on('peerDown', (peer) => this.onBackendStatus(peer, false));
     this.node.on('peerGone', (peer) => this.onBackendGone(peer));
     this.node.addStatus(() => ({ clients: Object.fromEntries(this.onlineByTransport()), online: this.clients.size }));
+    // Retiring (a newer agent is live, or a drain): login sends no one here, new connections are refused, the players here play on.
+    this.node.addHold(() => this.clients.size);
+    this.node.on('retiring', () => this.log.info({ online: this.clients.size }, 'agent retiring: refusing new clients; exiting when the last one leaves'));
+    this.node.on('drainTimeout', () => {
+      for (const c of [...this.clients.values()]) c.kick(KickCode.RECONNECT, 'this gateway is retiring: reconnect through login');
+    });
     agents.add(this);
   }
 
@@ -257,9 +263,10 @@ export class Agent {
   private accept(conn: Session, req?: IncomingMessage): void {
     // Placement by memory: above its threshold the agent takes no new clients (login stops sending them too).
     const memory = this.stopping ? undefined : this.node.memory.refusal(this.node.id);
-    if (this.stopping || memory !== undefined || this.clients.size >= (this.opts.maxClients ?? 100_000)) {
+    if (this.stopping || this.node.retiring || memory !== undefined || this.clients.size >= (this.opts.maxClients ?? 100_000)) {
       countKick(KickCode.SHUTDOWN);
-      conn.send(C.Kick.id, 0, C.Kick.encode({ code: KickCode.SHUTDOWN, reason: this.stopping ? 'the agent is shutting down' : memory !== undefined ? `the agent is full: ${memory}` : 'the agent is full' }));
+      const reason = this.stopping ? 'the agent is shutting down' : this.node.retiring ? 'the agent is retiring: log in again for another one' : memory !== undefined ? `the agent is full: ${memory}` : 'the agent is full';
+      conn.send(C.Kick.id, 0, C.Kick.encode({ code: KickCode.SHUTDOWN, reason }));
       conn.close('refused');
       return;
     }
@@ -412,7 +419,9 @@ export class Agent {
   }
 
   private onKickClients(msg: KickClients): void {
-    for (const id of msg.client_ids) this.clients.get(id)?.kick(KickCode.KICKED, msg.reason || 'kicked by the server');
+    // A retiring backend's "reconnect" is passed on as such; any other code is a plain kick.
+    const code = msg.code === KickCode.RECONNECT ? KickCode.RECONNECT : KickCode.KICKED;
+    for (const id of msg.client_ids) this.clients.get(id)?.kick(code, msg.reason || 'kicked by the server');
   }
 
   private onBind(req: BindReq, peer: PeerInfo): BindResp {

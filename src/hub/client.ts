@@ -9,6 +9,7 @@ import { channelProblem, HUB_DEFAULTS, throttled } from './limits.js';
 import { H, PublishBytes } from './messages.js';
 import { context, tracingOn } from '../observe/tracing.js';
 import { hubClients } from './metrics.js';
+import type { HubClientStats, HubEvents, PubSub } from './api.js';
 
 /** Options of Hub, a service's link to the hub: the hub's service name, queue limits while it is away, size limits, timeouts. */
 export interface HubOptions {
@@ -24,24 +25,6 @@ export interface HubOptions {
   maxBody?: number;
   /** Deadline of subscribe and unsubscribe requests to a hub (default 5 s). */
   requestTimeoutMs?: number;
-}
-
-/** What a Hub emits: `synced` once a hub server holds this node's subscriptions. */
-export interface HubEvents {
-  /** A hub instance has answered every subscription request of this process since its link came up. */
-  synced: [hubId: string];
-}
-
-/** A Hub's counters: published, dropped, queued, received. */
-export interface HubClientStats {
-  /** Publishes handed to a hub link or queued. */
-  published: number;
-  /** Publishes dropped because the queue was full. */
-  dropped: number;
-  /** Publishes waiting for a hub. */
-  queued: number;
-  /** Deliveries received. */
-  received: number;
 }
 
 /** One connected hub instance. */
@@ -72,7 +55,7 @@ const RETRY_MS = 500;
  *   wait in a bounded queue: a node that subscribes and then publishes on
  *   the same channel receives its own message.
  */
-export class Hub extends EventEmitter<HubEvents> {
+export class Hub extends EventEmitter<HubEvents> implements PubSub {
   readonly node: ServiceNode;
   private readonly service: string;
   private readonly channels: Channels;
@@ -257,7 +240,7 @@ export class Hub extends EventEmitter<HubEvents> {
     for (const hub of this.hubs.values()) this.send(hub, kind, channels);
   }
 
-  private send(hub: HubLink, kind: 'sub' | 'unsub', channels: readonly string[]): void {
+  private send(hub: HubLink, kind: 'sub' | 'unsub', channels: readonly string[], attempt = 0): void {
     const type = kind === 'sub' ? H.Subscribe : H.Unsubscribe;
     for (let i = 0; i < channels.length; i += CHUNK) {
       const chunk = channels.slice(i, i + CHUNK);
@@ -265,7 +248,7 @@ export class Hub extends EventEmitter<HubEvents> {
       this.node.call({ id: hub.id }, type, H.Ok, { channels: chunk }, { timeoutMs: this.opts.requestTimeoutMs }).then(
         () => this.answered(hub),
         (err: Error) => {
-          this.failed(hub, kind, chunk, err);
+          this.failed(hub, kind, chunk, err, attempt);
           this.answered(hub);
         },
       );
@@ -279,26 +262,32 @@ export class Hub extends EventEmitter<HubEvents> {
 
   /** After every answer: once a hub has nothing pending, it is in step with us. */
   private settled(hub: HubLink): void {
-    if (hub.pending > 0 || this.hubs.get(hub.id) !== hub) return;
+    // A request waiting to be retried means the hub is not in step yet.
+    if (hub.pending > 0 || hub.retries.size > 0 || this.hubs.get(hub.id) !== hub) return;
     this.flush();
     this.emit('synced', hub.id);
     if (this.synced) for (const resolve of this.syncWaiters.splice(0)) resolve();
   }
 
-  private failed(hub: HubLink, kind: 'sub' | 'unsub', channels: string[], err: Error): void {
+  private failed(hub: HubLink, kind: 'sub' | 'unsub', channels: string[], err: Error, attempt: number): void {
     if (this.hubs.get(hub.id) !== hub) return; // the link went down: its peerUp sends everything again
     if (err instanceof RpcError && err.code === 'bad_request') {
       this.node.log.error({ hub: hub.id, channels: channels.slice(0, 5), count: channels.length, err: err.message }, 'the hub refused a subscription');
       return;
     }
-    // The hub is up but did not answer (timeout, busy): try again with what still holds.
-    this.node.log.warn({ hub: hub.id, kind, err: err.message }, 'hub subscription request failed; retrying');
+    // The hub is up but did not answer (timeout, busy), or this node is still starting (links come up
+    // before it takes calls): try again soon, with what still holds. Until then the hub is not in step.
+    const delay = Math.min(RETRY_MS, 25 * 2 ** attempt);
+    if (attempt >= 4) this.node.log.warn({ hub: hub.id, kind, err: err.message, attempt }, 'hub subscription request failed; retrying');
+    hub.pending++;
     const timer = setTimeout(() => {
       hub.retries.delete(timer);
       if (this.hubs.get(hub.id) !== hub) return;
+      hub.pending--;
       const still = channels.filter((c) => this.channels.has(c) === (kind === 'sub'));
-      this.send(hub, kind, still);
-    }, RETRY_MS);
+      this.send(hub, kind, still, attempt + 1);
+      this.settled(hub);
+    }, delay);
     timer.unref();
     hub.retries.add(timer);
   }
@@ -320,4 +309,4 @@ function fnv1a(text: string): number {
 }
 
 
-export type { ChannelHandler, DeliveryInfo, RawChannelHandler, Unsubscribe };
+export type { ChannelHandler, DeliveryInfo, HubClientStats, HubEvents, RawChannelHandler, Unsubscribe };

@@ -123,7 +123,7 @@ export class RoomHost {
     try {
       return await this.seatOrThrow(req);
     } catch (err) {
-      if (err instanceof RoomError) return { ok: false, code: err.code, error: err.message, room_id: req.room_id, clients: 0, max_clients: 0, locked: false };
+      if (err instanceof RoomError) return refusal(err.code, err.message, req.room_id);
       throw err;
     }
   }
@@ -155,10 +155,11 @@ export class RoomHost {
       this.startClock(room);
     } else {
       const found = this.roomsById.get(req.room_id);
-      if (!found || found.disposed || found.creating) throw new RoomError('room_not_found', `no room ${req.room_id.slice(0, 80)} on ${this.node.id}`);
+      // Refusals a matchmaker meets often are answered without an Error (its stack costs more than the check).
+      if (!found || found.disposed || found.creating) return refusal('room_not_found', `no room ${req.room_id.slice(0, 80)} on ${this.node.id}`, req.room_id);
       room = found;
-      if (room.locked) throw new RoomError('room_locked', `room ${room.id} is locked`);
-      if (room.size >= room.maxClients) throw new RoomError('room_full', `room ${room.id} is full (${room.maxClients})`);
+      if (room.locked) return refusal('room_locked', `room ${room.id} is locked`, room.id);
+      if (room.size >= room.maxClients) return refusal('room_full', `room ${room.id} is full (${room.maxClients})`, room.id);
       // The seat is reserved here, before anything awaits: two joins never get the last seat.
       room.reserved++;
       clearTimeout(room.disposeTimer);
@@ -362,6 +363,10 @@ export class RoomHost {
   replyError(client: ClientRef, seq: number, code: RoomErrorCode | string, message: string): void {
     this.backend.send(client, C.Error, { code, message }, seq);
   }
+}
+
+function refusal(code: RoomErrorCode, error: string, roomId: string): SeatResp {
+  return { ok: false, code, error, room_id: roomId, clients: 0, max_clients: 0, locked: false };
 }
 
 const RAW: Record<number, MessageType<Uint8Array>> = {};

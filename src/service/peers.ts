@@ -1,3 +1,4 @@
+import { admission, newestVersions, replacedOnly } from '../discovery/admission.js';
 import type { ServiceDesc, ServiceEvent } from '../discovery/types.js';
 import type { Logger } from '../log/index.js';
 import { dialTcp } from '../net/tcp.js';
@@ -134,12 +135,15 @@ export class Peers implements LinkCounts {
       if (peer.retryTimer) clearTimeout(peer.retryTimer);
       peer.retryTimer = undefined;
       if (!peer.connected) this.forget(peer);
+      else this.refreshCandidates(peer.name);
       return;
     }
     if (!matches(desc.meta['group'] ?? '')) return;
     const peer = this.peerFor(desc.id, desc.name, addrOf(desc));
     peer.desc = desc;
     peer.watched = true;
+    // Its meta may say it retires, or carry a version that retires the others.
+    this.refreshCandidates(peer.name);
     if (!peer.connected) this.dial(peer);
   }
 
@@ -305,7 +309,23 @@ export class Peers implements LinkCounts {
 
   private refreshCandidates(name: string): void {
     const list: Peer[] = [];
-    for (const p of this.byId.values()) if (p.name === name && p.connected && !p.draining && this.host.available(p.id)) list.push(p);
+    const same: Peer[] = [];
+    for (const p of this.byId.values()) if (p.name === name) same.push(p);
+    // Versions count among the connected, registered ones: a newer one that is not linked yet cannot take the work.
+    const newest = newestVersions(
+      same.flatMap((p) => (p.desc && p.connected ? [p.desc] : [])),
+      (id) => this.host.available(id),
+    );
+    const replaced: Peer[] = [];
+    for (const p of same) {
+      if (!p.connected) continue;
+      const desc = p.desc ?? { id: p.id, name: p.name, meta: {} };
+      const verdict = admission(desc, { state: { available: this.host.available(p.id) }, draining: p.draining, newest: newest(desc) });
+      if (verdict.admit) list.push(p);
+      else if (replacedOnly(verdict)) replaced.push(p);
+    }
+    // A retiring node still serves while its successor is not linked here yet (the moment of a handover): better than no one.
+    if (list.length === 0) list.push(...replaced);
     list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     this.candidates.set(name, list);
   }

@@ -15,8 +15,8 @@ export interface ServiceDef {
   readonly ready?: string;
   /** Runs to completion during start (exit 0 = ready); never restarted. */
   readonly oneshot: boolean;
-  /** `discovery`: not started when sdaddr points at etcd. */
-  readonly role?: 'discovery';
+  /** `discovery`: not started when sdaddr points at etcd; `hub`: not started when the `hub` variable is set (NATS). */
+  readonly role?: 'discovery' | 'hub';
   readonly env: Readonly<Record<string, string>>;
 }
 
@@ -52,7 +52,7 @@ export const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const RESERVED_VARS = ['name', 'service'] as const;
 const TOP_FIELDS = ['name', 'vars', 'env', 'secrets', 'services', 'urls', 'description'];
 const SERVICE_FIELDS = ['name', 'run', 'ready', 'oneshot', 'role', 'env', 'description'];
-const ROLES = ['discovery'];
+const ROLES = ['discovery', 'hub'];
 
 /** Reads and checks a cluster file; throws ClusterFileError naming the field at fault. */
 export function loadClusterFile(file: string): ClusterFile {
@@ -130,7 +130,7 @@ function parseService(raw: unknown, at: string, bad: Bad): ServiceDef {
   const role = svc['role'];
   if (role !== undefined && (typeof role !== 'string' || !ROLES.includes(role))) throw bad(field('role'), `must be one of ${ROLES.join(', ')}, got ${show(role)}`);
   if (role === 'discovery' && oneshot) throw bad(field('role'), 'the discovery service cannot be a oneshot');
-  return { name, run, ready, oneshot, role: role as 'discovery' | undefined, env: strings(svc['env'], `${at}.env`, bad, tag) };
+  return { name, run, ready, oneshot, role: role as 'discovery' | 'hub' | undefined, env: strings(svc['env'], `${at}.env`, bad, tag) };
 }
 
 function object(value: unknown, at: string, bad: Bad, problem: string): Record<string, unknown> {

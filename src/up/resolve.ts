@@ -12,7 +12,7 @@ import { ClusterFileError, RESERVED_VARS, VAR_NAME, type ClusterFile } from './c
 export const GAMEMESH_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'gamemesh.js');
 
 /** Variables every cluster has, whether or not its file declares them. */
-export const DEFAULT_VARS: Readonly<Record<string, string>> = { sdaddr: '127.0.0.1:8900', http: '127.0.0.1:8080' };
+export const DEFAULT_VARS: Readonly<Record<string, string>> = { sdaddr: '127.0.0.1:8900', http: '127.0.0.1:8080', hub: '' };
 
 export interface ResolvedService {
   readonly name: string;
@@ -66,6 +66,9 @@ export function resolveCluster(file: ClusterFile, overrides: Readonly<Record<str
   // Variables are not expanded inside variables: one level keeps the meaning of each value obvious.
   const vars: Record<string, string> = { ...DEFAULT_VARS, ...file.vars, ...overrides, name: file.name };
   const sdaddr = vars['sdaddr'] as string;
+  // '' keeps the hub service; nats://... is given to every service as --hub, and the hub service is not started.
+  const hub = vars['hub'] as string;
+  const hubEnv: Record<string, string> = hub === '' ? {} : { GAMEMESH_HUB: hub };
   const env = (obj: Readonly<Record<string, string>>, at: string, tag: string, scope: Record<string, string>) =>
     Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, substitute(v, scope, `${at}.${k}${tag}`, source)]));
   const services = file.services.map((svc, i): ResolvedService => {
@@ -78,10 +81,10 @@ export function resolveCluster(file: ClusterFile, overrides: Readonly<Record<str
       run,
       command,
       args,
-      env: { GAMEMESH_SDADDR: sdaddr, ...env(file.env, 'env', '', scope), ...env(svc.env, `${at}.env`, ` (${svc.name})`, scope) },
+      env: { GAMEMESH_SDADDR: sdaddr, ...hubEnv, ...env(file.env, 'env', '', scope), ...env(svc.env, `${at}.env`, ` (${svc.name})`, scope) },
       ready: svc.ready === undefined ? undefined : new RegExp(svc.ready),
       oneshot: svc.oneshot,
-      skip: svc.role === 'discovery' && isEtcdAddr(sdaddr) ? `discovery is etcd (${sdaddr})` : undefined,
+      skip: svc.role === 'discovery' && isEtcdAddr(sdaddr) ? `discovery is etcd (${sdaddr})` : svc.role === 'hub' && hub !== '' ? `the hub is ${hub}` : undefined,
     };
   });
   const urls = file.urls.map((url, i) => substitute(url, vars, `urls[${i}]`, source));

@@ -21,7 +21,7 @@ export type ServiceState =
   | 'backoff' // died; restarting after a delay
   | 'failed' // failed to start; the cluster start is aborted
   | 'stopped'
-  | 'skipped'; // not run in this configuration (discovery on etcd)
+  | 'skipped'; // not run in this configuration (discovery on etcd, the hub on NATS)
 
 export interface Timing {
   readonly restartDelayMs: number;

@@ -22,14 +22,14 @@ export interface Demo {
   output(): string;
 }
 
-export async function startDemo(defer: Defer, options: { env?: NodeJS.ProcessEnv } = {}): Promise<Demo> {
+export async function startDemo(defer: Defer, options: { env?: NodeJS.ProcessEnv; vars?: Readonly<Record<string, string>> } = {}): Promise<Demo> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `gamemesh-demo-${process.pid}-`));
   defer(() => fs.rmSync(dir, { recursive: true, force: true }));
   const [sdPort, httpPort] = [await freePort(), await freePort()];
   let output = '';
   const cluster = startCluster(path.join(ROOT, 'demo', 'cluster.json'), {
     cwd: ROOT,
-    vars: { sdaddr: `127.0.0.1:${sdPort}`, http: `127.0.0.1:${httpPort}`, dashboard: `127.0.0.1:${await freePort()}`, data: dir },
+    vars: { sdaddr: `127.0.0.1:${sdPort}`, http: `127.0.0.1:${httpPort}`, dashboard: `127.0.0.1:${await freePort()}`, data: dir, ...options.vars },
     env: options.env,
     color: false,
     write: (s) => (output += s),

@@ -1,0 +1,2 @@
+export { NatsHub, type NatsHubOptions } from './hub.js';
+export { hubAddrProblem, isNatsAddr, parseNatsAddr } from './url.js';
