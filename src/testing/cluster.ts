@@ -58,8 +58,8 @@ export interface TestClusterOptions {
   readonly services?: readonly TestService[];
   /** How many gateways (agents). Default 1; 0 starts none. */
   readonly agents?: number;
-  /** The gateway route table: `routes` from `gamemesh gen`'s index.ts, or routes.json's content. Without it the agents read the KV. */
-  readonly routes?: readonly Route[] | RouteTableJSON;
+  /** The gateway route table: `routes` from `gamemesh gen`'s index.ts, routes.json's content, or a RouteTable. Without it the agents read the KV. */
+  readonly routes?: readonly Route[] | RouteTableJSON | RouteTable;
   /** Start the login service too; `client()` then logs in first. */
   readonly login?: boolean | TestLoginOptions;
   /** `memory` (default), or `datafile`: a temporary file that survives `restart('discovery')` and is removed by `stop()`. */
@@ -132,7 +132,8 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
   applyLevels(parseLevelSpec(options.logLevel ?? 'warn'));
   const token = options.token ?? randomBytes(24).toString('base64url');
   const drainMs = options.shutdownTimeoutMs ?? 1000;
-  const routes = options.routes === undefined ? undefined : RouteTable.parse(Array.isArray(options.routes) ? { version: 1, routes: options.routes } : (options.routes as RouteTableJSON));
+  const given = options.routes;
+  const routes = given === undefined || given instanceof RouteTable ? given : RouteTable.parse(Array.isArray(given) ? { version: 1, routes: given } : given);
   const agentCount = options.agents ?? 1;
   if (!Number.isInteger(agentCount) || agentCount < 0) throw new TestClusterError(`agents must be a whole number >= 0, got ${String(agentCount)}`);
   const services = options.services ?? [];
