@@ -1,3 +1,4 @@
+import os from 'node:os';
 /**
  * A user's first hour, exactly as a user goes through it, from the package's
  * own tarball and offline: `npm pack`; `gamemesh init` (the bin of the
@@ -174,7 +175,8 @@ test('npm pack, gamemesh init, offline npm install, npm test, npm start, a clien
   for (const svc of ['game', 'agent', 'login', 'discovery']) assert.match(output, new RegExp(`${svc} +\\| stopped \\(exited with code 0\\)`));
   await sleep(200);
   assert.deepEqual(processesIn(project), [], 'nothing of the cluster is left running');
-  // The 2 minutes are a user's budget on an ordinary machine, reported here, not asserted: a loaded CI
-  // machine running the rest of the suite beside it can take longer without anything being wrong.
-  t.diagnostic(`the whole first hour took ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  const seconds = (performance.now() - started) / 1000;
+  t.diagnostic(`the whole first hour took ${seconds.toFixed(1)} s`);
+  // The 2-minute budget is a goal for an idle machine, reported here; a wall-clock assertion would fail on a loaded one.
+  if (seconds >= 120) t.diagnostic(`over the 2-minute budget (load average ${(os.loadavg()[0] ?? 0).toFixed(1)})`);
 });

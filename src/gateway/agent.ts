@@ -278,10 +278,10 @@ export class Agent {
       if (!client.handshaken) client.kick(KickCode.BAD_HANDSHAKE, `no handshake within ${handshakeMs} ms`);
     }, Math.max(0, handshakeMs - (Date.now() - conn.connectedAt)));
     client.handshakeTimer.unref();
-    conn.once('close', () => clearTimeout(client.handshakeTimer));
     this.stats.online = this.clients.size;
     conn.on('frame', (msgId, seq, body) => this.onClientFrame(client, msgId, seq, body));
-    conn.once('close', (reason) => this.onClientClose(client, reason));
+    // One listener, and `on`: a session emits close exactly once (memory per client is a target).
+    conn.on('close', (reason) => this.onClientClose(client, reason));
     this.log.debug({ client: client.id, remote: conn.remoteAddress, transport: conn.transport, path: req?.url }, 'client connected');
   }
 
@@ -376,6 +376,7 @@ export class Agent {
   }
 
   private onClientClose(client: ClientConn, reason: string): void {
+    clearTimeout(client.handshakeTimer);
     this.clients.delete(client.id);
     countClose(reason);
     if (this.spans.active) this.spans.clientClosed(client, reason);

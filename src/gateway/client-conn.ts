@@ -5,6 +5,7 @@ import { metricsOn } from '../observe/metrics.js';
 import { countKick, roundTripOf } from './metrics.js';
 
 const MAX_TRACKED = 64;
+const NO_SESSION: Record<string, string> = Object.freeze({});
 
 /**
  * The agent's state for one connected client. Maps are created on first
@@ -18,7 +19,8 @@ export class ClientConn {
   bound: Map<string, string> | undefined;
   /** Service name -> backend id chosen for "pass" messages (sticky). */
   sticky: Map<string, string> | undefined;
-  session: Record<string, string> = {};
+  /** Replaced, never changed in place: every client starts with the one frozen empty record. */
+  session: Record<string, string> = NO_SESSION;
   /** Backend id -> names of that backend's groups this client is a member of (AgentGroups). */
   groups: Map<string, Set<string>> | undefined;
   /** seq -> backend id of requests forwarded and not yet answered, so a backend's crash answers them at once. */
