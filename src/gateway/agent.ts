@@ -348,6 +348,8 @@ export class Agent {
     }
     this.stats.forwarded++;
     if (seq !== 0) client.forwarded(seq, target.backend);
+    // The matchmaker counts this client as one it serves until it hears of its close.
+    (client.roomPeers ??= new Set()).add(target.backend);
   }
 
   private stickyBackend(client: ClientConn, service: string): string | undefined {
