@@ -79,7 +79,7 @@ test('the demo cluster, observed: /metrics of every service kind, and the dashbo
 
   await t.test('bots play; /metrics of every kind parses and shows it', async () => {
     const services = await sd.listServices();
-    assert.deepEqual(services.map((d) => d.name).sort(), ['agent', 'agent', 'game', 'hub', 'login', 'social']);
+    assert.deepEqual(services.map((d) => d.name).sort(), ['agent', 'agent', 'arena', 'game', 'hub', 'login', 'social']);
     for (const d of services) assert.match(d.meta['admin'] ?? '', /^127\.0\.0\.1:\d+$/, `${d.id} has an admin port`);
     const agents = services.filter((d) => d.name === 'agent').map((d) => d.meta['admin'] as string);
     const forwardedBefore = (await Promise.all(agents.map(scrape))).reduce((a, s) => a + s.sum('gamemesh_agent_messages_total', { result: 'forwarded' }), 0);
@@ -165,7 +165,7 @@ test('the demo cluster, observed: /metrics of every service kind, and the dashbo
     });
     await page.goto(`http://${dashAddr}/`);
     await page.locator('#conn[data-state="live"]').waitFor();
-    for (const id of ['agent#0@dev', 'agent#1@dev', 'game#0@dev', 'social#0@dev', 'hub#0@dev', 'login#0@dev']) await page.locator(`#services tr[data-id="${id}"]`).waitFor();
+    for (const id of ['agent#0@dev', 'agent#1@dev', 'game#0@dev', 'arena#0@dev', 'social#0@dev', 'hub#0@dev', 'login#0@dev']) await page.locator(`#services tr[data-id="${id}"]`).waitFor();
     // Load from the admin ports: memory is shown for every service.
     await waitFor(async () => (await page.locator('#load tbody tr td:nth-child(4)').allTextContents()).every((t) => /MiB/.test(t)), 10_000, 'memory of every service');
     await page.locator('#routes tbody tr', { hasText: 'demo.EarnGoldReq' }).waitFor();

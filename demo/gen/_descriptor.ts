@@ -300,6 +300,98 @@ const descriptor = {
               "id": 4
             }
           }
+        },
+        "ArenaInput": {
+          "options": {
+            "(gamemesh.id)": 2301,
+            "(gamemesh.route)": "arena",
+            "(gamemesh.rule)": "auth"
+          },
+          "fields": {
+            "dx": {
+              "type": "sint32",
+              "id": 1
+            },
+            "dy": {
+              "type": "sint32",
+              "id": 2
+            },
+            "seq": {
+              "type": "uint32",
+              "id": 3
+            }
+          }
+        },
+        "ArenaWelcome": {
+          "options": {
+            "(gamemesh.id)": 2302
+          },
+          "fields": {
+            "seat": {
+              "type": "string",
+              "id": 1
+            },
+            "width": {
+              "type": "uint32",
+              "id": 2
+            },
+            "height": {
+              "type": "uint32",
+              "id": 3
+            },
+            "tick_hz": {
+              "type": "uint32",
+              "id": 4
+            },
+            "room_id": {
+              "type": "string",
+              "id": 5
+            }
+          }
+        },
+        "ArenaPlayer": {
+          "fields": {
+            "seat": {
+              "type": "string",
+              "id": 1
+            },
+            "name": {
+              "type": "string",
+              "id": 2
+            },
+            "x": {
+              "type": "float",
+              "id": 3
+            },
+            "y": {
+              "type": "float",
+              "id": 4
+            },
+            "ack": {
+              "type": "uint32",
+              "id": 5
+            },
+            "color": {
+              "type": "uint32",
+              "id": 6
+            }
+          }
+        },
+        "ArenaState": {
+          "options": {
+            "(gamemesh.id)": 2303
+          },
+          "fields": {
+            "tick": {
+              "type": "uint32",
+              "id": 1
+            },
+            "players": {
+              "rule": "repeated",
+              "type": "ArenaPlayer",
+              "id": 2
+            }
+          }
         }
       }
     }

@@ -134,6 +134,45 @@ export interface HubLogin {
 }
 export const HubLogin: MessageType<HubLogin> = mt<HubLogin>('demo.HubLogin', 2202);
 
+/**
+ * The direction the player holds: dx, dy in -1..1 (anything else is
+ * clamped). Sent when it changes; seq comes back as the player's ack.
+ */
+export interface ArenaInput {
+  dx: number;
+  dy: number;
+  seq: number;
+}
+export const ArenaInput: MessageType<ArenaInput> = mt<ArenaInput>('demo.ArenaInput', 2301);
+
+/** Pushed once on joining, before the first state: the field and the clock. */
+export interface ArenaWelcome {
+  seat: string;
+  width: number;
+  height: number;
+  tick_hz: number;
+  room_id: string;
+}
+export const ArenaWelcome: MessageType<ArenaWelcome> = mt<ArenaWelcome>('demo.ArenaWelcome', 2302);
+
+export interface ArenaPlayer {
+  seat: string;
+  name: string;
+  x: number;
+  y: number;
+  /** The last ArenaInput seq applied to this player. */
+  ack: number;
+  /** 0xRRGGBB. */
+  color: number;
+}
+
+/** Pushed to every member each tick. */
+export interface ArenaState {
+  tick: number;
+  players: ArenaPlayer[];
+}
+export const ArenaState: MessageType<ArenaState> = mt<ArenaState>('demo.ArenaState', 2303);
+
 /** The message ids of this file, as used in frame headers. */
 export const MsgId = {
   EnterGameReq: 2001,
@@ -156,4 +195,7 @@ export const MsgId = {
   GrantGoldReq: 2190,
   HubChat: 2201,
   HubLogin: 2202,
+  ArenaInput: 2301,
+  ArenaWelcome: 2302,
+  ArenaState: 2303,
 } as const;

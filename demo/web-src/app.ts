@@ -6,8 +6,11 @@
  *
  * Bundled into demo/web/app.js by scripts/build-web.mjs.
  */
-import { ClientError, GameClient, wsTransport } from '../../src/client/index.js';
+import { ClientError, GameClient, wsTransport, type Room } from '../../src/client/index.js';
 import {
+  ArenaInput,
+  ArenaState,
+  ArenaWelcome,
   ChatMsg,
   ChatSendReq,
   ChatSendResp,
@@ -23,6 +26,7 @@ import {
   WhisperResp,
   WhoReq,
   WhoResp,
+  type ArenaPlayer,
   type Player,
 } from '../gen/index.js';
 
@@ -60,6 +64,9 @@ const ui = {
   chatForm: el('chat-form', HTMLFormElement),
   chatInput: el('chat-input', HTMLInputElement),
   chatSend: el('chat-send', HTMLButtonElement),
+  arenaInfo: el('arena-info', HTMLElement),
+  arenaCanvas: el('arena-canvas', HTMLCanvasElement),
+  arenaPlayers: el('arena-players', HTMLOListElement),
   conn: el('status-conn', HTMLElement),
   message: el('status-message', HTMLElement),
 };
@@ -154,11 +161,17 @@ async function enter(c: GameClient, token: string): Promise<void> {
   showPlayer(player);
   const { online } = await c.request(JoinChatReq, JoinChatResp, { token });
   note(`joined the world chat: ${online} online`);
+  // After a reconnect the room takes its seat back by itself; only a lost seat needs a new join.
+  if (!arena || arena.room.left) void joinArena(c, token);
 }
 
 /** Back to the login form, after a logout or a connection that could not be restored. */
 function leave(reason: string): void {
   client = undefined;
+  arena = undefined;
+  held.clear();
+  drawArena([]);
+  ui.arenaInfo.textContent = 'not joined';
   ui.game.hidden = true;
   ui.logout.hidden = true;
   ui.login.hidden = false;
@@ -254,6 +267,141 @@ async function chat(line: string): Promise<void> {
   // The message comes back as a ChatMsg push, like everyone else's.
   await c.request(ChatSendReq, ChatSendResp, { text: line });
 }
+
+// ---- the arena ---------------------------------------------------------------
+
+/** The arena room this page plays in, and what it last told the server. */
+interface Arena {
+  readonly room: Room;
+  width: number;
+  height: number;
+  seq: number;
+  dx: number;
+  dy: number;
+}
+
+let arena: Arena | undefined;
+const held = new Set<string>();
+const KEYS: Readonly<Record<string, readonly [number, number]>> = {
+  ArrowUp: [0, -1],
+  KeyW: [0, -1],
+  ArrowDown: [0, 1],
+  KeyS: [0, 1],
+  ArrowLeft: [-1, 0],
+  KeyA: [-1, 0],
+  ArrowRight: [1, 0],
+  KeyD: [1, 0],
+};
+
+/** joinOrCreate: any arena room with a free seat, or a new one; the token names the player to the arena service. */
+async function joinArena(c: GameClient, token: string): Promise<void> {
+  ui.arenaInfo.textContent = 'joining...';
+  let room: Room;
+  try {
+    room = await c.joinOrCreate('arena', { token }, { service: 'arena' });
+  } catch (err) {
+    ui.arenaInfo.textContent = `not joined (${err instanceof ClientError ? `${err.code}: ${err.message}` : String(err)})`;
+    return;
+  }
+  if (client !== c && client !== undefined) return void room.leave().catch(() => {});
+  const a: Arena = { room, width: ui.arenaCanvas.width, height: ui.arenaCanvas.height, seq: 0, dx: 0, dy: 0 };
+  arena = a;
+  room.onMessage(ArenaWelcome, (w) => {
+    a.width = w.width;
+    a.height = w.height;
+    ui.arenaCanvas.width = w.width;
+    ui.arenaCanvas.height = w.height;
+    ui.arenaInfo.textContent = `room ${room.id} on ${room.host}, ${w.tick_hz} ticks/s`;
+    ui.arenaInfo.dataset['room'] = room.id;
+  });
+  room.onMessage(ArenaState, (s) => drawArena(s.players));
+  room.onLeave((info) => {
+    if (arena === a) arena = undefined;
+    ui.arenaInfo.textContent = `left the arena (${info.code}: ${info.reason})`;
+    delete ui.arenaInfo.dataset['room'];
+  });
+}
+
+/** The direction the held keys make; sent only when it changes. */
+function steerArena(): void {
+  const a = arena;
+  if (!a) return;
+  let dx = 0;
+  let dy = 0;
+  for (const code of held) {
+    const [x, y] = KEYS[code] ?? [0, 0];
+    dx += x;
+    dy += y;
+  }
+  dx = Math.sign(dx);
+  dy = Math.sign(dy);
+  if (dx === a.dx && dy === a.dy) return;
+  a.dx = dx;
+  a.dy = dy;
+  a.room.send(ArenaInput, { dx, dy, seq: ++a.seq });
+}
+
+function drawArena(players: readonly ArenaPlayer[]): void {
+  const cv = ui.arenaCanvas;
+  const g = cv.getContext('2d');
+  if (!g) return;
+  g.fillStyle = '#10182b';
+  g.fillRect(0, 0, cv.width, cv.height);
+  g.strokeStyle = '#1e2a45';
+  g.lineWidth = 1;
+  for (let x = 40; x < cv.width; x += 40) g.strokeRect(x, 0, 0, cv.height);
+  for (let y = 40; y < cv.height; y += 40) g.strokeRect(0, y, cv.width, 0);
+  const mine = arena?.room.seat;
+  const items: HTMLLIElement[] = [];
+  g.font = '13px system-ui, sans-serif';
+  g.textAlign = 'center';
+  for (const p of players) {
+    const color = `#${(p.color ?? 0).toString(16).padStart(6, '0')}`;
+    g.beginPath();
+    g.arc(p.x, p.y, 12, 0, Math.PI * 2);
+    g.fillStyle = color;
+    g.fill();
+    if (p.seat === mine) {
+      g.lineWidth = 3;
+      g.strokeStyle = '#fff';
+      g.stroke();
+    }
+    g.fillStyle = '#dfe6f5';
+    g.fillText(p.name, p.x, p.y - 18);
+    // The same positions as text: for screen readers, and for the browser test to read.
+    const li = document.createElement('li');
+    li.textContent = `${p.name} (${Math.round(p.x)}, ${Math.round(p.y)})`;
+    li.dataset['name'] = p.name;
+    li.dataset['x'] = String(Math.round(p.x));
+    li.dataset['y'] = String(Math.round(p.y));
+    li.style.setProperty('--dot', color);
+    if (p.seat === mine) li.className = 'me';
+    items.push(li);
+  }
+  ui.arenaPlayers.replaceChildren(...items);
+}
+
+/** Keys typed into a field are text, not moves. */
+function typing(ev: KeyboardEvent): boolean {
+  return ev.target instanceof HTMLInputElement || ev.target instanceof HTMLTextAreaElement;
+}
+
+window.addEventListener('keydown', (ev) => {
+  if (!arena || typing(ev) || !(ev.code in KEYS)) return;
+  ev.preventDefault();
+  held.add(ev.code);
+  steerArena();
+});
+window.addEventListener('keyup', (ev) => {
+  if (!held.delete(ev.code)) return;
+  steerArena();
+});
+// A key released while the window is not focused sends no keyup: stop rather than run on.
+window.addEventListener('blur', () => {
+  held.clear();
+  steerArena();
+});
+drawArena([]);
 
 // ---- wiring -------------------------------------------------------------------
 
