@@ -24,6 +24,7 @@ export const BENCHES: readonly BenchEntry[] = [
   { name: 'metrics', load: () => import('./metrics.js') },
   { name: 'harbor', load: () => import('./harbor.js') },
   { name: 'rooms', load: () => import('./rooms.js') },
+  { name: 'arena', load: () => import('./arena.js') },
   { name: 'hub', load: () => import('./hub.js') },
   { name: 'store', load: () => import('./store.js') },
 ];

@@ -2,7 +2,9 @@
  * The demo's arena in a real browser: the demo cluster (demo/cluster.json,
  * as `npm start` runs it, on free ports) and two pages in headless Chromium
  * whose players are on different agents, in the same arena room; each
- * moves with the keyboard and the other page sees it move.
+ * moves with the keyboard and the other page sees it move. Meanwhile
+ * `gamemesh bot --arena` sends 10 bots, which fill the pages' room (6 seats
+ * left) and open one more, and walk.
  *
  * Without /usr/bin/chromium the test is skipped, or fails when CI is set.
  * GAMEMESH_ARENA_SHOT=docs/arena.png writes the screenshot docs/rooms.md shows.
@@ -16,7 +18,7 @@ import type { Browser, Page } from 'playwright-core';
 import type { Cluster } from '../src/up/supervisor.js';
 import { chromiumMissing, launchChromium } from './helpers/browser.js';
 import { startDemoCluster } from './helpers/demo-cluster.js';
-import { waitFor } from './helpers/proc.js';
+import { runCli, waitFor } from './helpers/proc.js';
 
 const PASSWORD = 'secret123';
 const STEP_MS = 10_000;
@@ -65,6 +67,10 @@ test('demo arena: two pages on different agents see each other move', { skip: no
     await seen(alice, 'bob');
     await seen(bob, 'alice');
 
+    // Bots join while the players move: 6 fill this room, 4 get a new one.
+    const bots = runCli(['bot', '--arena', '--login', url, '--clients', '10', '--duration', '4', '--timeout', '8'], 40_000);
+    await waitFor(async () => (await alice.locator('#arena-players li').count()) === 8, 20_000, 'bots filling the room to 8', 50);
+
     // Alice holds the right arrow: bob's page sees her x grow. Bob holds S (down): alice sees his y grow.
     const a0 = await position(bob, 'alice');
     await hold(alice, 'ArrowRight', 700);
@@ -86,6 +92,14 @@ test('demo arena: two pages on different agents see each other move', { skip: no
     await alice.locator('.arena').screenshot({ path: file });
     assert.ok(statSync(file).size > 5_000, `${file} looks empty`);
     assert.deepEqual(errors, []);
+
+    const run = await bots;
+    assert.equal(run.code, 0, `bot --arena failed:\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /10\/10 joined, 2 rooms/);
+    const rate = Number(/states received\s+([\d.]+) \/s per bot/.exec(run.stdout)?.[1]);
+    assert.ok(rate > 10 && rate < 25, `bots received ${rate} states/s each (the arena ticks 20 times a second)`);
+    assert.match(run.stdout, /input -> ack\s+p50 [\d.]+ ms/);
+    for (const line of run.stdout.trim().split('\n')) t.diagnostic(line);
   } catch (err) {
     t.diagnostic('cluster output (last 40 lines):');
     for (const line of output.split('\n').slice(-40)) t.diagnostic(line);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loginEndpoint } from '../play/login.js';
 import type { TransportKind } from '../play/player.js';
+import { runArenaBots } from './arena.js';
 import { runBot, type BotPlan, type RunClock } from './bot.js';
 import { Limit } from './limit.js';
 import { jsonReport, progressLine, summary, type RunInfo } from './report.js';
@@ -23,7 +24,7 @@ import { Recorder } from './stats.js';
 const LOGINS_IN_FLIGHT = 8;
 
 const HELP = `usage: gamemesh bot --login URL [--clients N] [--duration S] [--ramp S] [--tcp | --kcp]
-                    [--timeout S] [--password P] [--json FILE]
+                    [--timeout S] [--password P] [--json FILE] [--arena]
 
 Logs in N players named bot-<run>-<i>; each enters the game and the chat
 and plays at once: one request at a time with a pause of 100-300 ms after
@@ -41,6 +42,10 @@ latencies (p50, p95, p99) at the end. Exits 1 if there were errors.
   --kcp           connect to the agents over KCP (UDP) instead of WebSocket
   --timeout S     seconds a request may take before it counts as an error (default 10)
   --password P    the bots' password (default "bot-password")
+  --arena         play the arena instead: each bot joins an arena room
+                  (joinOrCreate, 8 players a room) and random-walks; reports
+                  the rate of room states per bot, the gaps between them and
+                  the input -> ack latency (--json does not apply)
   --json FILE     also write the latency histogram per request kind as JSON
                   (format gamemesh-bot/1; for comparing runs in CI)
 
@@ -58,6 +63,7 @@ interface Options {
   timeoutSec: number;
   password: string;
   json: string | undefined;
+  arena: boolean;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -89,12 +95,14 @@ function parseOptions(argv: string[]): Options | 'help' {
       timeout: { type: 'string' },
       password: { type: 'string' },
       json: { type: 'string' },
+      arena: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return 'help';
   if (!values.login) throw new Error('--login URL is required (e.g. http://127.0.0.1:8080)');
   if (values.tcp && values.kcp) throw new Error('--tcp and --kcp exclude each other');
+  if (values.arena && values.json !== undefined) throw new Error('--json does not apply to --arena');
   const clients = number(values.clients, 'clients', 10, 1, 100_000, true);
   const durationSec = number(values.duration, 'duration', 20, 1, 86_400, false);
   const rampSec = number(values.ramp, 'ramp', Math.min(clients / 50, 30), 0, 3600, false);
@@ -107,6 +115,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     timeoutSec: number(values.timeout, 'timeout', 10, 0.1, 600, false),
     password: values.password ?? 'bot-password',
     json: values.json === undefined ? undefined : checkJsonPath(values.json),
+    arena: values.arena ?? false,
   };
 }
 
@@ -132,6 +141,7 @@ function number(text: string | undefined, name: string, fallback: number, min: n
 
 
 async function run(opts: Options): Promise<number> {
+  if (opts.arena) return runArenaBots(opts);
   const rec = new Recorder();
   const runId = Date.now().toString(36).slice(-5);
   const names = Array.from({ length: opts.clients }, (_, i) => `bot-${runId}-${i}`);
