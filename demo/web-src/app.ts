@@ -367,7 +367,8 @@ function drawArena(players: readonly ArenaPlayer[]): void {
       g.stroke();
     }
     g.fillStyle = '#dfe6f5';
-    g.fillText(p.name, p.x, p.y - 18);
+    // Above the disc, or below it at the top edge.
+    g.fillText(p.name, p.x, p.y < 34 ? p.y + 28 : p.y - 18);
     // The same positions as text: for screen readers, and for the browser test to read.
     const li = document.createElement('li');
     li.textContent = `${p.name} (${Math.round(p.x)}, ${Math.round(p.y)})`;

@@ -30,4 +30,5 @@ commands:
   dashboard [--http 127.0.0.1:8090] [--sdaddr host:port] [--token T] (a live web page of the cluster: services, links, load, KV, routes; docs/observability.md)
   bot --login URL --proto DIR --send PKG.MSG [--clients 10] [--duration 10] [--rate 1] (load bots on your project's messages)
   bot --login URL [--clients 10] [--duration 20] [--ramp S] [--tcp] [--json FILE] (demo load bots: progress, then p50/p95/p99 and errors, --json: the latency histogram as JSON; exit 1 on errors)
+  bot --login URL --arena [--clients 10] [--duration 20] (arena bots: join rooms and random-walk; states/s per bot, input latency)
 `;
