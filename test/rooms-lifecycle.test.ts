@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { GameClient, tcpTransport } from '../src/client-node/index.js';
 import { MEM_MAX_META, MEM_META } from '../src/discovery/memory.js';
 import type { ServiceDesc } from '../src/discovery/types.js';
 import { Agent } from '../src/gateway/agent.js';
@@ -20,6 +21,7 @@ import type { Room } from '../src/rooms/room.js';
 import { Selector } from '../src/service/select.js';
 import { ServiceNode } from '../src/service/node.js';
 import { GW } from './helpers/gw-proto.js';
+import { cleanupStack, silent, startDiscoveryServer } from './helpers/mesh.js';
 import { startTestCluster } from '../src/testing/index.js';
 import { waitFor } from './helpers/proc.js';
 
