@@ -197,6 +197,8 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       },
       peerDown: (peer, reason) => this.emit('peerDown', peer, reason),
       peerGone: (peer) => this.emit('peerGone', peer),
+      // A node of another cluster that dialed in (this node is exported) is not picked unless it is exported too.
+      selectable: (peer) => this.opts.allClusters === true || peer.addr === 0 || unpackAddr(peer.addr).cluster === this.config.cluster || peer.desc?.meta[EXPORT_META] === '1',
       routed: (link, msgId, body) => {
         if (this.routedHandler) return this.routedHandler(link, msgId, body);
         // Only a harbor of this cluster routes to this node.
@@ -228,6 +230,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       harbors: () => this.peers.instances('harbor').filter((p) => unpackAddr(p.addr).cluster === this.config.cluster),
       dispatch: (link, peer, msgId, seq, body) => this.rpc.dispatch(link, peer, msgId, seq, body),
       closed: (link, reason) => this.rpc.linkClosed(link, reason),
+      busy: (link) => this.rpc.busyOn(link),
     });
   }
 
