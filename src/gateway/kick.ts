@@ -22,9 +22,10 @@ export const KickCode = {
   SLOW_CONSUMER: 10,
   /**
    * Reconnect (through login) and carry on: the agent or backend holding
-   * this client is retiring and its --drain-max ran out (docs/rollout.md).
+   * this client is retiring and its --drain-max ran out (docs/operations.md).
    */
   RECONNECT: 11,
 } as const;
 
+/** One of the KickCode values. */
 export type KickCodeValue = (typeof KickCode)[keyof typeof KickCode];

@@ -1,4 +1,4 @@
-import { admission, newestVersions } from '../discovery/admission.js';
+import { admission, admitted, newestVersions } from '../discovery/admission.js';
 import { memoryRatio, memoryRefusal } from '../discovery/memory.js';
 import type { ServiceDesc, ServiceWatch } from '../discovery/types.js';
 import type { ClientContext } from '../gateway/backend.js';
@@ -112,7 +112,7 @@ export class Matchmaker {
     for (let round = 0; round < MAX_ROUNDS; round++) {
       // One room at a time, chosen afresh: while a seat request is out, other joins fill rooms too.
       for (let tries = 0; tries < MAX_TRIES; tries++) {
-        const others = await this.others();
+        const others = await this.others(true);
         // Picked and counted in one synchronous step: concurrent joins see each other's pending seats.
         const c = this.best(type, filter, def.filterBy, others);
         if (!c) break;
@@ -224,7 +224,8 @@ export class Matchmaker {
       bestTaken = taken;
     };
     const self = this.host.node.logicalAddress;
-    for (const room of this.host.listing()) consider(room, self, true);
+    // A retiring instance (a newer version is live, or it is drained) seats no one new (docs/operations.md).
+    if (!this.host.node.retiring) for (const room of this.host.listing()) consider(room, self, true);
     for (const desc of others) {
       const addr = desc.meta['addr'];
       if (addr) for (const room of this.listingOf(desc)) consider(room, addr, false);
@@ -265,8 +266,8 @@ export class Matchmaker {
     }
   }
 
-  /** The other live instances of this service in this node's group. */
-  private async others(): Promise<ServiceDesc[]> {
+  /** The other live instances of this service in this node's group; with `admittedOnly`, those admission admits (not retiring, newest version). */
+  private async others(admittedOnly = false): Promise<ServiceDesc[]> {
     const node = this.host.node;
     if (!this.watch) {
       const opening = node.discovery.watchServices(node.name);
@@ -280,7 +281,8 @@ export class Matchmaker {
     const watch = await this.watch;
     // Only hosts this node may see: its cluster's, or exported ones (docs/clusters.md).
     this.group = watch.list().filter((d) => (d.meta['group'] ?? '') === node.config.svcgroup && node.canSee(d));
-    return this.group.filter((d) => d.id !== node.id);
+    const live = admittedOnly ? admitted(this.group, (id) => node.nodeState(id)) : this.group;
+    return live.filter((d) => d.id !== node.id);
   }
 }
 

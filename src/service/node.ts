@@ -21,7 +21,7 @@ import type { AdminServer } from './admin.js';
 import { memoryStatus, startNodeAdmin, type NodeStatus } from './node-admin.js';
 import { sendTraceContext } from './trace.js';
 import { addRolloutRoutes, Retirement } from './retire.js';
-import { READY_META, RETIRING, STATE_META, VERSION_META } from '../discovery/admission.js';
+import { READY_META, RETIRING, STATE_META, VERSION_META, versionScope } from '../discovery/admission.js';
 import { updateNodeState } from '../discovery/node-state.js';
 import { context, tracingOn, type Context } from '../observe/tracing.js';
 import { StreamHub, type MeshStream, type OpenStreamOptions, type StreamHandler, type StreamOptions } from './stream/index.js';
@@ -63,6 +63,7 @@ export interface NodeConfig {
   memthreshold?: number;
 }
 
+/** How a ServiceNode joins the mesh: its name, config, dependencies and limits. */
 export interface ServiceNodeOptions {
   /** Service name, e.g. "game". */
   name: string;
@@ -92,8 +93,10 @@ export interface ServiceNodeOptions {
   logger?: Logger;
 }
 
+/** Who a call or message goes to: a service by name (with a strategy or key), a node id, or a logical address. */
 export type Target = string | { readonly id: string } | { readonly addr: string | number } | { readonly service: string; readonly strategy?: Strategy; readonly key?: string };
 
+/** Per-call options: timeout, cancellation, waiting for an instance. */
 export interface CallOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -101,6 +104,7 @@ export interface CallOptions {
   waitForInstance?: boolean;
 }
 
+/** What a ServiceNode emits: peers up, linked, down and gone; ready; stopping; a registration conflict. */
 export interface ServiceNodeEvents {
   peerUp: [peer: PeerInfo];
   /** A new link to the peer carries what is sent to it from now on: after a connect, and again when a duplicate link replaces the first. */
@@ -209,7 +213,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     this.retirement = new Retirement({
       id: this.id,
       name: this.name,
-      group: this.config.svcgroup,
+      scope: () => versionScope({ id: this.id, name: this.name, meta: { group: this.config.svcgroup, addr: this.logicalAddress } }),
       version: this.config.svcversion ?? 1,
       drainMaxMs: (this.config['drain-max'] ?? 600) * 1000,
       log: this.log,
@@ -447,6 +451,10 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       host: listener.host,
       port: listener.port,
       meta: {
+        // Before the service's own meta, which may override them (setMeta).
+        [VERSION_META]: String(this.config.svcversion ?? 1),
+        [READY_META]: this.isReady ? '1' : '0',
+        ...(this.retirement.retiring ? { [STATE_META]: RETIRING } : {}),
         ...this.opts.meta,
         ...this.extraMeta,
         addr: this.logicalAddress,
@@ -454,9 +462,6 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
         index: String(this.config.svcindex),
         ...(this.config.wanip ? { wan: this.config.wanip } : {}),
         ...(this.adminServer ? { admin: this.adminServer.address } : {}),
-        [VERSION_META]: String(this.config.svcversion ?? 1),
-        [READY_META]: this.isReady ? '1' : '0',
-        ...(this.retirement.retiring ? { [STATE_META]: RETIRING } : {}),
         ...(this.config.export ? { [EXPORT_META]: '1' } : {}),
       },
     };

@@ -137,6 +137,7 @@ export class Peers implements LinkCounts {
       if (peer.retryTimer) clearTimeout(peer.retryTimer);
       peer.retryTimer = undefined;
       if (!peer.connected) this.forget(peer);
+      // Its link may still look up (a partition shows only after the idle timeout): it keeps the work it has but gets no new work.
       else this.refreshCandidates(peer.name);
       return;
     }
@@ -320,7 +321,8 @@ export class Peers implements LinkCounts {
     );
     const replaced: Peer[] = [];
     for (const p of same) {
-      if (!p.connected || !this.host.selectable(p)) continue;
+      // A watched peer whose registration left keeps the work it has but gets no new work.
+      if (!p.connected || !this.host.selectable(p) || (p.watched && !p.desc)) continue;
       const desc = p.desc ?? { id: p.id, name: p.name, meta: {} };
       const verdict = admission(desc, { state: { available: this.host.available(p.id) }, draining: p.draining, newest: newest(desc) });
       if (verdict.admit) list.push(p);

@@ -6,7 +6,7 @@
  * and exits with code 0 once nothing holds it, or, after --drain-max, kicks
  * what is left with "reconnect" and exits all the same.
  */
-import { canTakeOver, RETIRING, STATE_META, versionOf } from '../discovery/admission.js';
+import { canTakeOver, RETIRING, STATE_META, versionOf, versionScope } from '../discovery/admission.js';
 import { updateNodeState } from '../discovery/node-state.js';
 import type { Discovery, ServiceDesc, ServiceWatch } from '../discovery/types.js';
 import type { Logger } from '../log/index.js';
@@ -27,7 +27,8 @@ const HANDOVER_MS = 500;
 export interface RetireHost {
   readonly id: string;
   readonly name: string;
-  readonly group: string;
+  /** versionScope of its own registration: the service, group and cluster a newer version must share to retire it. */
+  scope(): string;
   readonly version: number;
   readonly drainMaxMs: number;
   readonly log: Logger;
@@ -73,7 +74,7 @@ export class Retirement {
   }
 
   private check(desc: ServiceDesc): void {
-    if (this.active || desc.id === this.host.id || (desc.meta['group'] ?? '') !== this.host.group) return;
+    if (this.active || desc.id === this.host.id || versionScope(desc) !== this.host.scope()) return;
     const version = versionOf(desc);
     if (version <= this.host.version || !canTakeOver(desc, (id) => this.host.available(id))) return;
     this.start(`version ${version} of ${this.host.name} is live (${desc.id})`);

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 
+/** One service of a cluster file, as written (variables not yet substituted). */
 export interface ServiceDef {
   readonly name: string;
   /** Command and arguments; `gamemesh` and `node` as the command are special (see resolve.ts). */
@@ -17,8 +18,11 @@ export interface ServiceDef {
   /** `discovery`: not started when sdaddr points at etcd; `hub`: not started when the `hub` variable is set (NATS). */
   readonly role?: 'discovery' | 'hub';
   readonly env: Readonly<Record<string, string>>;
+  /** --svcversion of its instances (a positive integer); `gamemesh up --roll` starts the next one. */
+  readonly version?: number;
 }
 
+/** A cluster file (docs/cluster-file.md), checked field by field. */
 export interface ClusterFile {
   readonly name: string;
   readonly vars: Readonly<Record<string, string>>;
@@ -31,6 +35,7 @@ export interface ClusterFile {
   readonly source: string;
 }
 
+/** A cluster file that cannot be used; `field` names the field at fault. */
 export class ClusterFileError extends Error {
   override name = 'ClusterFileError';
   constructor(
@@ -48,9 +53,10 @@ export const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Set by gamemesh up itself, per cluster and per service. */
 export const RESERVED_VARS = ['name', 'service'] as const;
 const TOP_FIELDS = ['name', 'vars', 'env', 'secrets', 'services', 'urls', 'description'];
-const SERVICE_FIELDS = ['name', 'run', 'ready', 'oneshot', 'role', 'env', 'description'];
+const SERVICE_FIELDS = ['name', 'run', 'ready', 'oneshot', 'role', 'env', 'version', 'description'];
 const ROLES = ['discovery', 'hub'];
 
+/** Reads and checks a cluster file; throws ClusterFileError naming the field at fault. */
 export function loadClusterFile(file: string): ClusterFile {
   let text: string;
   try {
@@ -61,6 +67,7 @@ export function loadClusterFile(file: string): ClusterFile {
   return parseClusterFile(text, file);
 }
 
+/** Checks a cluster file's text; throws ClusterFileError naming the field at fault. */
 export function parseClusterFile(text: string, source = 'cluster file'): ClusterFile {
   let json: unknown;
   try {
@@ -125,7 +132,9 @@ function parseService(raw: unknown, at: string, bad: Bad): ServiceDef {
   const role = svc['role'];
   if (role !== undefined && (typeof role !== 'string' || !ROLES.includes(role))) throw bad(field('role'), `must be one of ${ROLES.join(', ')}, got ${show(role)}`);
   if (role === 'discovery' && oneshot) throw bad(field('role'), 'the discovery service cannot be a oneshot');
-  return { name, run, ready, oneshot, role: role as 'discovery' | 'hub' | undefined, env: strings(svc['env'], `${at}.env`, bad, tag) };
+  const version = svc['version'];
+  if (version !== undefined && (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)) throw bad(field('version'), `must be a positive integer (its --svcversion), got ${show(version)}`);
+  return { name, run, ready, oneshot, role: role as 'discovery' | 'hub' | undefined, env: strings(svc['env'], `${at}.env`, bad, tag), ...(version !== undefined ? { version } : {}) };
 }
 
 function object(value: unknown, at: string, bad: Bad, problem: string): Record<string, unknown> {
