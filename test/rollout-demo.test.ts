@@ -140,7 +140,8 @@ test('rolling upgrades of the demo: the game under bot traffic, then an agent', 
   assert.deepEqual(carol.kicks, [], 'carol played on through the roll');
   carol.client.close();
   await rolledAgents;
-  assert.equal(notesA.filter((n) => /the old instance exited with code 0/.test(n)).length, 2, notesA.join('\n'));
+  // Both old agents are gone, each with code 0: the one without players may have retired (on agent-1's new version) before its own roll began.
+  assert.equal(notesA.filter((n) => /the old instance (exited with code 0|had stopped already \(exited with code 0\))/.test(n)).length, 2, notesA.join('\n'));
   assert.deepEqual((await instancesOf(sd, 'agent')).map((a) => a.version), [2, 2]);
   assert.doesNotMatch(demo.output(), /killed by/, 'nothing had to be killed');
 });
