@@ -10,13 +10,21 @@
  *     to the same 5,000 as a `sendMany` list (one ToClients per agent with
  *     2,500 ids). Deliveries/s, and the time until the last member has it
  *     (p50/p99 over the rounds), counted at the clients.
+ *     Beside, in the same run: a Colyseus room's `broadcast` (@colyseus/core
+ *     with @colyseus/ws-transport, one process: bench/fixtures/colyseus-room.ts)
+ *     to the same number of WebSocket clients (bench/fixtures/colyseus-load.ts,
+ *     the `ws` package speaking Colyseus' protocol), same rounds and burst.
  * (b) Matchmaking: 1,000 SDK clients (this process, TCP, over both agents)
  *     call `joinOrCreate` at once against two room backends (rooms of 8);
  *     then they all leave; three rounds. Calls/s, and per-call p50/p99.
  *
- * `BENCH_ROOMS_PARTS=group,match` picks parts; `BENCH_ROOMS_MEMBERS=5000`,
+ * `BENCH_ROOMS_PARTS=group,colyseus,match` picks parts; `BENCH_ROOMS_MEMBERS=5000`,
  * `BENCH_ROOMS_CLIENTS=1000` change the sizes.
  */
+import { rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { GameClient, tcpTransport } from '../src/client-node/index.js';
 import { bin, envInts, LoadGen, numberOf, pushRoutes, startDiscovery } from './gateway.js';
 import { cpuMs, CpuLoad, FIXTURES, loadNote, percentile, profArgs, startNode, type Child } from './harness.js';
@@ -28,13 +36,15 @@ const ROUNDS = 4;
 const PER_ROUND = 50;
 const WARM = 5;
 const BURST = 100;
+const COLYSEUS_ROUNDS = 100;
+// The load generator's clients send nothing while broadcasts run: a long heartbeat keeps the agents from closing them as idle.
 const AGENT_READY = /^agent (\S+) listening tcp=(\S+) ws=(\S+)$/;
 
 async function startAgents(sdaddr: string, children: Child[]): Promise<number[]> {
   const ports: number[] = [];
   for (const i of [0, 1]) {
     const agent = await startNode(
-      [bin(), 'agent', '--sdaddr', sdaddr, '--svcindex', String(i), '--tcp-port', '0', '--ws-port', '-1', '--max-msgs-per-sec', '1000000000', '--heartbeat-sec', '60', '--loglevel', 'warn'],
+      [bin(), 'agent', '--sdaddr', sdaddr, '--svcindex', String(i), '--tcp-port', '0', '--ws-port', '-1', '--max-msgs-per-sec', '1000000000', '--heartbeat-sec', '3600', '--loglevel', 'warn'],
       AGENT_READY,
     );
     children.push(agent);
@@ -151,6 +161,41 @@ async function groupPart(): Promise<void> {
   }
 }
 
+// ---- (a') the same broadcast from a Colyseus room --------------------------------
+
+function colyseusVersion(): string {
+  return (createRequire(import.meta.url)('@colyseus/core/package.json') as { version: string }).version;
+}
+
+async function colyseusPart(): Promise<void> {
+  const children: Child[] = [];
+  const cpu = new CpuLoad();
+  const file = path.join(tmpdir(), `gamemesh-colyseus-seats-${process.pid}.json`);
+  try {
+    const server = await startNode([`${FIXTURES}colyseus-room.js`, '--seats', String(MEMBERS), '--file', file], /^ready (\d+)$/, { timeoutMs: 60_000 });
+    children.push(server);
+    const s0 = cpuMs(server.proc.pid);
+    const load = await startNode(
+      [`${FIXTURES}colyseus-load.js`, '--port', String(server.ready[1]), '--file', file, '--rounds', String(COLYSEUS_ROUNDS), '--burst', String(BURST)],
+      /^(\{.*\})$/,
+      { timeoutMs: 400_000 },
+    );
+    children.push(load);
+    const serverUs = (cpuMs(server.proc.pid) - s0) * 1000;
+    const r = JSON.parse(load.ready[1] ?? '{}') as Record<string, number>;
+    const deliveries = (COLYSEUS_ROUNDS + BURST + 5) * MEMBERS;
+    printTable(
+      `rooms: a Colyseus room's broadcast to ${fmtInt(MEMBERS)} WebSocket clients (one server process), ${COLYSEUS_ROUNDS} one at a time, then ${BURST} back to back`,
+      ['case', 'deliveries/s one at a time', 'last member p50 ms', 'last member p99 ms', `deliveries/s, ${BURST} back to back`, 'server CPU µs/delivery (whole run)'],
+      [[`Colyseus ${colyseusVersion()} room.broadcast`, fmtInt(r['perSec'] ?? NaN), fmtNum(r['p50'] ?? NaN, 2), fmtNum(r['p99'] ?? NaN, 2), fmtInt(r['burstPerSec'] ?? NaN), fmtNum(serverUs / deliveries, 3)]],
+    );
+    console.log(loadNote(cpu));
+  } finally {
+    for (const c of children.reverse()) await c.stop();
+    rmSync(file, { force: true });
+  }
+}
+
 // ---- (b) matchmaking ---------------------------------------------------------------
 
 async function matchPart(): Promise<void> {
@@ -227,8 +272,9 @@ async function matchPart(): Promise<void> {
 }
 
 export async function run(): Promise<void> {
-  const parts = new Set((process.env['BENCH_ROOMS_PARTS'] ?? 'group,match').split(','));
+  const parts = new Set((process.env['BENCH_ROOMS_PARTS'] ?? 'group,colyseus,match').split(','));
   if (parts.has('group')) await groupPart();
+  if (parts.has('colyseus')) await colyseusPart();
   if (parts.has('match')) await matchPart();
 }
 

@@ -24,6 +24,8 @@ export const BENCHES: readonly BenchEntry[] = [
   { name: 'metrics', load: () => import('./metrics.js') },
   { name: 'harbor', load: () => import('./harbor.js') },
   { name: 'rooms', load: () => import('./rooms.js') },
+  { name: 'hub', load: () => import('./hub.js') },
+  { name: 'store', load: () => import('./store.js') },
 ];
 
 export async function runBenches(names: readonly string[] = []): Promise<void> {

@@ -42,6 +42,31 @@ if (missing) {
     },
   });
 
+  test('two processes on one table: a stale write is refused, never overwrites, and the player is read again', async () => {
+    const c = await admin();
+    const a = await openStore(c.url);
+    const b = await openStore(c.url);
+    try {
+      await a.load('shared');
+      await b.load('shared');
+      await a.save({ name: 'shared', level: 1, gold: 50 });
+      // b still holds gold 0, as a game instance cut off by a partition would.
+      await assert.rejects(b.save({ name: 'shared', level: 1, gold: 5 }), /changed elsewhere since it was read here/);
+      assert.equal((await b.load('shared')).gold, 50, 'b reads the truth after the refusal');
+      await b.save({ name: 'shared', level: 1, gold: 60 });
+      // a's cache is stale now; sign-in (forget) makes it read again.
+      a.forget('shared');
+      assert.equal((await a.load('shared')).gold, 60);
+      // Many writes of one player in one group commit still apply, over the one version read.
+      await Promise.all([1, 2, 3].map((n) => a.save({ name: 'shared', level: 1, gold: 60 + n })));
+      b.forget('shared');
+      assert.equal((await b.load('shared')).gold, 63);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   test('PostgreSQL killed: saves fail with a clear error in bounded time, and work again once it is back', async () => {
     const c = await admin();
     const store = await openStore(c.url);
@@ -54,7 +79,11 @@ if (missing) {
       await c.startServer();
       let ok = false;
       for (let i = 0; i < 50 && !ok; i++) {
-        ok = await store.save({ name: 'outage', level: 2, gold: 30 }).then(
+        // As the game does: read, then write (after a failed write the store reads the database again).
+        ok = await store
+          .load('outage')
+          .then(() => store.save({ name: 'outage', level: 2, gold: 30 }))
+          .then(
           () => true,
           () => new Promise<boolean>((r) => setTimeout(() => r(false), 200)),
         );

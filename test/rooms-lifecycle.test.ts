@@ -21,50 +21,56 @@ import type { Room } from '../src/rooms/room.js';
 import { Selector } from '../src/service/select.js';
 import { ServiceNode } from '../src/service/node.js';
 import { GW } from './helpers/gw-proto.js';
+import { startTestCluster } from '../src/testing/index.js';
 import { cleanupStack, silent, startDiscoveryServer } from './helpers/mesh.js';
 import { waitFor } from './helpers/proc.js';
 
 const ROUTES = RouteTable.parse({ version: 1, routes: [{ msgId: GW.PushReq.id, name: GW.PushReq.name, service: 'rooms', rule: 'auth' }] });
 
 test('room lifecycle: ticks, lock, kick, dispose after the delay, groups kept or dropped', { timeout: 30_000 }, async (t) => {
-  const defer = cleanupStack(t);
-  const { addr: sdaddr } = await startDiscoveryServer(defer);
-  const node = new ServiceNode({ name: 'rooms', config: { sdaddr }, logger: silent, shutdownTimeoutMs: 500 });
-  const backend = new GatewayBackend(node);
-  const host = new RoomHost(backend);
+  // Set by the service's start, which runs before startTestCluster resolves.
+  let backend!: GatewayBackend;
+  let host!: RoomHost;
   const events: string[] = [];
   const ticks: number[] = [];
-  host.define<{ created: number }>('arena', {
-    maxClients: 3,
-    tickHz: 20,
-    disposeDelayMs: 400,
-    state: () => ({ created: 0 }),
-    onCreate: (room, options) => {
-      room.state.created = Date.now();
-      events.push(`create ${String(options['map'])}`);
-    },
-    onJoin: () => void events.push('join'),
-    onLeave: (_room, m, reason) => void events.push(`leave ${m.seat} ${reason}`),
-    onTick: (_room, dt) => void ticks.push(dt),
-    onDispose: () => void events.push('dispose'),
+  // gamemesh/testing: discovery, this backend and an agent in this process; stopped after the test.
+  const cluster = await startTestCluster({
+    routes: ROUTES,
+    logLevel: 'silent',
+    services: [
+      {
+        name: 'rooms',
+        start: async (config) => {
+          const node = new ServiceNode({ name: 'rooms', config, shutdownTimeoutMs: 500 });
+          backend = new GatewayBackend(node);
+          host = new RoomHost(backend);
+          host.define<{ created: number }>('arena', {
+            maxClients: 3,
+            tickHz: 20,
+            disposeDelayMs: 400,
+            state: () => ({ created: 0 }),
+            onCreate: (room, options) => {
+              room.state.created = Date.now();
+              events.push(`create ${String(options['map'])}`);
+            },
+            onJoin: () => void events.push('join'),
+            onLeave: (_room, m, reason) => void events.push(`leave ${m.seat} ${reason}`),
+            onTick: (_room, dt) => void ticks.push(dt),
+            onDispose: () => void events.push('dispose'),
+          });
+          host.onMessage(GW.PushReq, (room, m, msg) => {
+            if (msg.text === 'lock') room.lock();
+            if (msg.text === 'kick-me') room.kick(m, 'asked for it');
+          });
+          return node.start();
+        },
+      },
+    ],
   });
-  host.onMessage(GW.PushReq, (room, m, msg) => {
-    if (msg.text === 'lock') room.lock();
-    if (msg.text === 'kick-me') room.kick(m, 'asked for it');
-  });
-  defer(() => node.stop());
-  await node.start();
-  const agent = await new Agent({ node: { config: { sdaddr }, logger: silent, shutdownTimeoutMs: 500 }, routes: ROUTES, heartbeatSec: 5 }).start();
-  defer(() => agent.stop());
-  await waitFor(() => node.instances('agent').length > 0 && agent.node.instances('rooms').length > 0, 5000, 'linked');
-
-  const mk = () => {
-    const c = new GameClient({ transport: () => tcpTransport('127.0.0.1', Number(agent.tcpAddress?.split(':')[1])), reconnect: false });
-    defer(() => c.close());
-    return c;
-  };
-  const [a, b, c] = [mk(), mk(), mk()];
-  await Promise.all([a.connect(), b.connect(), c.connect()]);
+  t.after(() => cluster.stop());
+  const agent = cluster.agents[0] as Agent;
+  const client = () => cluster.client({ transport: 'tcp', reconnect: false });
+  const [a, b, c] = [await client(), await client(), await client()];
 
   const ra = await a.create('arena', { map: 'dunes' }, { service: 'rooms' });
   const room = host.room(ra.id) as Room<{ created: number }>;
@@ -149,4 +155,40 @@ test("login's agent choice skips agents above their memory threshold, and can ra
   assert.equal(pickAgent(agents, { strategy: 'least-memory' })?.id, 'ccc');
   assert.equal(pickAgent(agents, { strategy: 'least-loaded' })?.id, 'bb');
   assert.equal(pickAgent([agents[0] as ServiceDesc]), undefined);
+});
+
+test('a retiring host takes no new members, keeps its seated ones, and retires once they are gone', { timeout: 30_000 }, async (t) => {
+  const defer = cleanupStack(t);
+  const { addr: sdaddr } = await startDiscoveryServer(defer);
+  const node = new ServiceNode({ name: 'rooms', config: { sdaddr }, logger: silent, shutdownTimeoutMs: 500 });
+  const host = new RoomHost(new GatewayBackend(node));
+  host.define('arena', { maxClients: 4, reconnectSec: 5 });
+  defer(() => node.stop());
+  await node.start();
+  const agent = await new Agent({ node: { config: { sdaddr }, logger: silent, shutdownTimeoutMs: 500 }, routes: ROUTES, heartbeatSec: 5 }).start();
+  defer(() => agent.stop());
+  await waitFor(() => node.instances('agent').length > 0 && agent.node.instances('rooms').length > 0, 5000, 'linked');
+  const port = Number(agent.tcpAddress?.split(':')[1]);
+  const mk = () => {
+    const c = new GameClient({ transport: () => tcpTransport('127.0.0.1', port), reconnect: false });
+    defer(() => c.close());
+    return c;
+  };
+  const [a, b] = [mk(), mk()];
+  await Promise.all([a.connect(), b.connect()]);
+  const room = await a.create('arena', {}, { service: 'rooms' });
+  let retired = false;
+  node.once('retired', () => (retired = true));
+  assert.equal(node.retire('a newer version is live'), true);
+  await assert.rejects(b.joinById(room.id, {}, { service: 'rooms' }), (err: Error & { code?: string }) => err.code === 'unavailable' && /retiring/.test(err.message));
+  await assert.rejects(b.joinOrCreate('arena', {}, { service: 'rooms' }), (err: Error & { code?: string }) => err.code === 'overloaded' && /is retiring/.test(err.message));
+  // b, refused, leaves; a still holds its seat.
+  b.close();
+  await sleep(600);
+  assert.equal(retired, false, 'a seat is still held');
+  a.close();
+  // The seat is kept for a reconnect (5 s): the host stays until it expires, then retires.
+  await sleep(1000);
+  assert.equal(retired, false, 'the kept seat still holds the host');
+  await waitFor(() => retired, 15_000, 'retired once the kept seat expired');
 });

@@ -33,6 +33,8 @@ export async function startGame(options: GameOptions): Promise<{ node: ServiceNo
 
   backend.handle(EnterGameReq, EnterGameResp, async (req, client) => {
     const name = await players.signIn(client, req.token);
+    // Another game instance may have served this player since we cached it (a failover, a partition).
+    store.forget(name);
     return { player: await store.load(name) };
   });
 

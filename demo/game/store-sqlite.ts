@@ -88,6 +88,10 @@ export class SqliteStore implements PlayerStore {
     for (const w of batch) w.done();
   }
 
+  forget(name: string): void {
+    if (!this.pending.some((w) => w.state.name === name)) this.cache.delete(name);
+  }
+
   stats(): StoreStats {
     return { ...this.counts };
   }

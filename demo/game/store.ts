@@ -22,6 +22,12 @@ export interface PlayerStore {
   load(name: string): Promise<PlayerState>;
   /** Resolves once the state is committed. */
   save(state: PlayerState): Promise<void>;
+  /**
+   * Drops the cached player unless a write of it is pending, so the next
+   * load reads the database: on sign-in, since another instance may have
+   * served the player meanwhile.
+   */
+  forget(name: string): void;
   stats(): StoreStats;
   /** Commits what is pending, then closes. */
   close(): Promise<void>;

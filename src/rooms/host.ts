@@ -17,8 +17,10 @@ export const MAX_OPTIONS_BYTES = 4096;
 const READY_TIMEOUT_MS = 10_000;
 const LISTING_DEBOUNCE_MS = 100;
 
+/** Handles a client message in the room its sender is in. */
 export type RoomMessageHandler<T> = (room: Room<unknown>, member: RoomMember, msg: T, client: ClientContext) => void | Promise<void>;
 
+/** Options of a RoomHost. */
 export interface RoomHostOptions {
   /** Calls to another instance (seat requests) time out after this. Default 10000. */
   seatTimeoutMs?: number;
@@ -68,6 +70,12 @@ export class RoomHost {
       if (peer.name !== backend.agentService) return;
       // The agent forgot this backend's groups with the link; its members are dropped like closed clients.
       for (const [key, seat] of [...this.byRef]) if (key.startsWith(`${peer.id}/`)) this.drop(seat.room, seat.member, `the link to ${peer.id} went down`);
+    });
+    // A retiring host (a newer version is live) stays up while its rooms hold seats (DOMI's rollout).
+    this.node.addHold(() => {
+      let seats = 0;
+      for (const room of this.roomsById.values()) seats += room.size;
+      return seats;
     });
     this.node.on('stopping', () => {
       for (const room of [...this.roomsById.values()]) this.dispose(room);
@@ -130,6 +138,8 @@ export class RoomHost {
     if (this.node.stopping) throw new RoomError('unavailable', `${this.node.id} is shutting down`);
     const ref: ClientInfo = { agent: req.client_agent, id: req.client_id, session: req.session };
     if (req.method === 'reconnect') return this.reconnect(req, ref);
+    // Retiring: members it has may come back (above), new ones go to the newer version.
+    if (this.node.retiring) return refusal('unavailable', `${this.node.id} is retiring: it takes no new members`, req.room_id);
     const options = parseOptions(req.options);
     let room: Room<unknown>;
     if (req.create) {

@@ -1,4 +1,4 @@
-import { admitted } from '../discovery/admission.js';
+import { admission, admitted, newestVersions } from '../discovery/admission.js';
 import { memoryRatio, memoryRefusal } from '../discovery/memory.js';
 import type { ServiceDesc, ServiceWatch } from '../discovery/types.js';
 import type { ClientContext } from '../gateway/backend.js';
@@ -56,6 +56,8 @@ export class Matchmaker {
   private readonly fullUntil = new Map<string, number>();
   private readonly creating = new Map<string, Creation[]>();
   private readonly listings = new Map<string, { text: string; rooms: ListedRoom[] }>();
+  /** The service's instances in this node's group, this one included, as of the last others(). */
+  private group: ServiceDesc[] = [];
 
   constructor(
     private readonly host: RoomHost,
@@ -182,14 +184,20 @@ export class Matchmaker {
     const mine = node.memory.refusal(node.id);
     if (mine === undefined && !node.stopping && !node.retiring) scored.push({ addr: node.logicalAddress, ratio: self.ratio, rooms: this.host.rooms().length, tie: Math.random() });
     else if (mine !== undefined) refusals.push(mine);
-    for (const desc of await this.others(true)) {
-      const why = memoryRefusal(desc);
+    else if (node.retiring) refusals.push(`${node.id} is retiring`);
+    const others = await this.others();
+    // Versions are compared over every instance, this one included: a newer one here makes the others outdated.
+    const newest = newestVersions(this.group, (id) => node.nodeState(id).available);
+    for (const desc of others) {
+      // The cluster's one admission rule (available, not retiring, newest version), then memory.
+      const admit = admission(desc, { state: node.nodeState(desc.id), newest: newest(desc) });
+      const why = admit.admit ? memoryRefusal(desc) : admit.reason;
       if (why !== undefined) {
         refusals.push(why);
         continue;
       }
       const addr = desc.meta['addr'];
-      if (!addr || !node.nodeState(desc.id).available) continue;
+      if (!addr) continue;
       scored.push({ addr, ratio: memoryRatio(desc.meta), rooms: this.listingOf(desc).length, tie: Math.random() });
     }
     // Memory in whole percents first; among nodes within a percent, the one with fewer rooms.
@@ -271,8 +279,9 @@ export class Matchmaker {
       });
     }
     const watch = await this.watch;
-    const group = watch.list().filter((d) => (d.meta['group'] ?? '') === node.config.svcgroup && node.canSee(d));
-    const live = admittedOnly ? admitted(group, (id) => node.nodeState(id)) : group;
+    // Only hosts this node may see: its cluster's, or exported ones (docs/clusters.md).
+    this.group = watch.list().filter((d) => (d.meta['group'] ?? '') === node.config.svcgroup && node.canSee(d));
+    const live = admittedOnly ? admitted(this.group, (id) => node.nodeState(id)) : this.group;
     return live.filter((d) => d.id !== node.id);
   }
 }

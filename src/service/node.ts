@@ -63,6 +63,7 @@ export interface NodeConfig {
   memthreshold?: number;
 }
 
+/** How a ServiceNode joins the mesh: its name, config, dependencies and limits. */
 export interface ServiceNodeOptions {
   /** Service name, e.g. "game". */
   name: string;
@@ -92,8 +93,10 @@ export interface ServiceNodeOptions {
   logger?: Logger;
 }
 
+/** Who a call or message goes to: a service by name (with a strategy or key), a node id, or a logical address. */
 export type Target = string | { readonly id: string } | { readonly addr: string | number } | { readonly service: string; readonly strategy?: Strategy; readonly key?: string };
 
+/** Per-call options: timeout, cancellation, waiting for an instance. */
 export interface CallOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -101,6 +104,7 @@ export interface CallOptions {
   waitForInstance?: boolean;
 }
 
+/** What a ServiceNode emits: peers up, linked, down and gone; ready; stopping; a registration conflict. */
 export interface ServiceNodeEvents {
   peerUp: [peer: PeerInfo];
   /** A new link to the peer carries what is sent to it from now on: after a connect, and again when a duplicate link replaces the first. */
@@ -197,6 +201,8 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       },
       peerDown: (peer, reason) => this.emit('peerDown', peer, reason),
       peerGone: (peer) => this.emit('peerGone', peer),
+      // A node of another cluster that dialed in (this node is exported) is not picked unless it is exported too.
+      selectable: (peer) => this.opts.allClusters === true || peer.addr === 0 || unpackAddr(peer.addr).cluster === this.config.cluster || peer.desc?.meta[EXPORT_META] === '1',
       routed: (link, msgId, body) => {
         if (this.routedHandler) return this.routedHandler(link, msgId, body);
         // Only a harbor of this cluster routes to this node.
@@ -228,6 +234,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       harbors: () => this.peers.instances('harbor').filter((p) => unpackAddr(p.addr).cluster === this.config.cluster),
       dispatch: (link, peer, msgId, seq, body) => this.rpc.dispatch(link, peer, msgId, seq, body),
       closed: (link, reason) => this.rpc.linkClosed(link, reason),
+      busy: (link) => this.rpc.busyOn(link),
     });
   }
 

@@ -36,6 +36,8 @@ export interface PeerHost {
   peerUp(peer: Peer, replaced: boolean): void;
   peerDown(peer: Peer, reason: string): void;
   peerGone(peer: Peer): void;
+  /** Whether selection may pick this peer: its cluster's scope (cluster-scope.ts), also for peers that dialed in. */
+  selectable(peer: Peer): boolean;
   /** A HarborRoute or HarborDown frame (route.ts), not for the RPC engine. */
   routed(link: Link, msgId: number, body: Buffer): void;
 }
@@ -135,6 +137,7 @@ export class Peers implements LinkCounts {
       if (peer.retryTimer) clearTimeout(peer.retryTimer);
       peer.retryTimer = undefined;
       if (!peer.connected) this.forget(peer);
+      // Its link may still look up (a partition shows only after the idle timeout): it keeps the work it has but gets no new work.
       else this.refreshCandidates(peer.name);
       return;
     }
@@ -272,7 +275,7 @@ export class Peers implements LinkCounts {
   private onLinkFrame(peer: Peer, link: Link, msgId: number, seq: number, body: Buffer): void {
     if (isStreamFrame(msgId)) return this.host.streams.onFrame(link, msgId, seq, body);
     if (seq === 0) {
-      if (msgId === H.HarborRoute.id || msgId === H.HarborDown.id) return this.host.routed(link, msgId, body);
+      if (msgId === H.HarborRoute.id || msgId === H.HarborDown.id || msgId === H.HarborPeerDown.id) return this.host.routed(link, msgId, body);
       if (msgId === L.LoadReport.id) {
         const load = L.LoadReport.decode(body).load;
         // A NaN would make every least-loaded comparison false.
@@ -318,7 +321,8 @@ export class Peers implements LinkCounts {
     );
     const replaced: Peer[] = [];
     for (const p of same) {
-      if (!p.connected) continue;
+      // A watched peer whose registration left keeps the work it has but gets no new work.
+      if (!p.connected || !this.host.selectable(p) || (p.watched && !p.desc)) continue;
       const desc = p.desc ?? { id: p.id, name: p.name, meta: {} };
       const verdict = admission(desc, { state: { available: this.host.available(p.id) }, draining: p.draining, newest: newest(desc) });
       if (verdict.admit) list.push(p);

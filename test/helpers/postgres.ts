@@ -46,9 +46,12 @@ export class PgCluster {
     readonly port: number,
     readonly user: string,
     readonly password: string,
+    readonly host: string,
+    private readonly netns: string | undefined,
   ) {}
 
-  static async start(): Promise<PgCluster> {
+  /** `host`/`port`: where it listens (default 127.0.0.1, a free port); `netns`: the network namespace it runs in. */
+  static async start(options: { host?: string; port?: number; netns?: string } = {}): Promise<PgCluster> {
     const missing = postgresMissing();
     if (missing) throw new Error(missing);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gm-pg-'));
@@ -59,7 +62,9 @@ export class PgCluster {
     if (process.getuid?.() === 0) execFileSync('chown', ['-R', 'postgres', dir]);
     const [cmd, args] = asOwner(path.join(PG_BIN, 'initdb'), ['-D', data, '-U', 'gamemesh', `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--no-sync']);
     execFileSync(cmd, args, { stdio: 'pipe' });
-    const cluster = new PgCluster(dir, await freePort(), 'gamemesh', password);
+    // initdb allows loopback only; a server on a test network also takes clients of its own subnet (with the password).
+    fs.appendFileSync(path.join(data, 'pg_hba.conf'), 'host all all samenet scram-sha-256\n');
+    const cluster = new PgCluster(dir, options.port ?? (await freePort()), 'gamemesh', password, options.host ?? '127.0.0.1', options.netns);
     live.add(cluster);
     try {
       await cluster.startServer();
@@ -72,7 +77,7 @@ export class PgCluster {
 
   /** postgres://gamemesh@127.0.0.1:port/postgres (the password is in `password`, for PGPASSWORD). */
   get url(): string {
-    return `postgres://${this.user}:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}/postgres`;
+    return `postgres://${this.user}:${encodeURIComponent(this.password)}@${this.host}:${this.port}/postgres`;
   }
 
   get running(): boolean {
@@ -80,9 +85,9 @@ export class PgCluster {
   }
 
   async startServer(timeoutMs = 20_000): Promise<void> {
-    const args = ['-D', path.join(this.dir, 'data'), '-h', '127.0.0.1', '-p', String(this.port), '-c', 'unix_socket_directories=', '-c', 'fsync=on', '-c', 'synchronous_commit=on', '-c', 'max_connections=40'];
+    const args = ['-D', path.join(this.dir, 'data'), '-h', this.host, '-p', String(this.port), '-c', 'unix_socket_directories=', '-c', 'fsync=on', '-c', 'synchronous_commit=on', '-c', 'max_connections=40'];
     const [cmd, full] = asOwner(path.join(PG_BIN, 'postgres'), args);
-    this.proc = new Proc('postgres', cmd, full);
+    this.proc = this.netns ? new Proc('postgres', 'ip', ['netns', 'exec', this.netns, cmd, ...full]) : new Proc('postgres', cmd, full);
     const deadline = Date.now() + timeoutMs;
     while (!/ready to accept connections/.test(this.proc.stderr)) {
       if (!this.proc.running) throw new Error(`postgres exited: ${this.proc.stderr.slice(-2000)}`);

@@ -23,6 +23,7 @@ export function storeBehaviour(backend: StoreBackend): void {
       return {
         load: (n) => store.load(n),
         save: (s) => store.save(s),
+        forget: (n) => store.forget(n),
         stats: () => store.stats(),
         close: async () => {
           closed = true;
