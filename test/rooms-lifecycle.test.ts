@@ -23,7 +23,6 @@ import { ServiceNode } from '../src/service/node.js';
 import { GW } from './helpers/gw-proto.js';
 import { cleanupStack, silent, startDiscoveryServer } from './helpers/mesh.js';
 import { startTestCluster } from '../src/testing/index.js';
-import { cleanupStack, silent, startDiscoveryServer } from './helpers/mesh.js';
 import { waitFor } from './helpers/proc.js';
 
 const ROUTES = RouteTable.parse({ version: 1, routes: [{ msgId: GW.PushReq.id, name: GW.PushReq.name, service: 'rooms', rule: 'auth' }] });
