@@ -21,8 +21,8 @@ import type { Room } from '../src/rooms/room.js';
 import { Selector } from '../src/service/select.js';
 import { ServiceNode } from '../src/service/node.js';
 import { GW } from './helpers/gw-proto.js';
-import { startTestCluster } from '../src/testing/index.js';
 import { cleanupStack, silent, startDiscoveryServer } from './helpers/mesh.js';
+import { startTestCluster } from '../src/testing/index.js';
 import { waitFor } from './helpers/proc.js';
 
 const ROUTES = RouteTable.parse({ version: 1, routes: [{ msgId: GW.PushReq.id, name: GW.PushReq.name, service: 'rooms', rule: 'auth' }] });

@@ -166,6 +166,9 @@ export function startCluster(file: string | ClusterFile, options: StartOptions =
         retiring.add(current);
         current.retire();
         old.push(current);
+      } else {
+        // It retired already: an earlier new instance of the same service took over from it.
+        note(`${name}: the old instance had stopped already (${current.lastExit ?? current.state})`);
       }
     }
     await Promise.all(
