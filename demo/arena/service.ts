@@ -58,6 +58,11 @@ export async function startArena(options: ArenaOptions): Promise<{ node: Service
       room.state.bodies.set(member.seat, spawn(name, room.state.joined++));
       room.send(member, ArenaWelcome, { seat: member.seat, width: FIELD.width, height: FIELD.height, tick_hz: tickHz, room_id: room.id });
     },
+    // A dropped player waits for its reconnect where it is, rather than walking on into a wall.
+    onDrop(room, member) {
+      const body = room.state.bodies.get(member.seat);
+      if (body) steer(body, 0, 0, body.ack);
+    },
     onLeave(room, member) {
       room.state.bodies.delete(member.seat);
     },
