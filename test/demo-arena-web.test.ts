@@ -18,6 +18,8 @@ import type { Browser, Page } from 'playwright-core';
 import type { Cluster } from '../src/up/supervisor.js';
 import { chromiumMissing, launchChromium } from './helpers/browser.js';
 import { startDemoCluster } from './helpers/demo-cluster.js';
+import { ClientError, GameClient, wsTransportNode } from '../src/client-node/index.js';
+import { login } from '../demo/play/login.js';
 import { runCli, waitFor } from './helpers/proc.js';
 
 const PASSWORD = 'secret123';
@@ -101,6 +103,25 @@ test('demo arena: two pages on different agents see each other move', { skip: no
     await alice.locator('.arena').screenshot({ path: file });
     assert.ok(statSync(file).size > 5_000, `${file} looks empty`);
     assert.deepEqual(errors, []);
+
+    // Joining without the login token, or with a forged one, is refused with a reason, and the arena stays up.
+    const mallory = await login(url, 'mallory', PASSWORD);
+    const c = new GameClient({ transport: () => wsTransportNode(mallory.agent.ws ?? assert.fail('no ws')), reconnect: false });
+    try {
+      await c.connect();
+      const refused = async (filter: Record<string, unknown>, why: RegExp) => {
+        const err = await c.joinOrCreate('arena', filter, { service: 'arena' }).then(() => assert.fail('joined'), (e: unknown) => e);
+        assert.ok(err instanceof ClientError && err.code === 'join_refused' && why.test(err.message), `refusal: ${String(err)}`);
+      };
+      await refused({}, /join the arena with \{ token \}/);
+      await refused({ token: `${mallory.token.slice(0, -4)}AAAA` }, /login again: the token is not valid/);
+      await refused({ token: 42 }, /join the arena with \{ token \}/);
+      const room = await c.joinOrCreate('arena', { token: mallory.token }, { service: 'arena' });
+      assert.match(room.id, /^\d+\.\d+\.\d+~/, 'then the token gets a seat');
+      await room.leave();
+    } finally {
+      c.close();
+    }
 
     const run = await bots;
     assert.equal(run.code, 0, `bot --arena failed:\n${run.stdout}\n${run.stderr}`);
