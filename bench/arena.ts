@@ -147,6 +147,8 @@ export async function run(): Promise<void> {
   } finally {
     for (const c of clients) c.close();
     for (const c of children.reverse()) await c.stop();
+    // The benches after this one start their own processes: they must not inherit the key.
+    delete process.env[JWT_SECRET_ENV];
   }
 }
 
