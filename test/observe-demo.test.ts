@@ -37,26 +37,38 @@ test('the demo cluster, observed: /metrics of every service kind, and the dashbo
   let output = '';
   let browser: Browser | undefined;
   const procs: Proc[] = [];
-  const sdaddr = `127.0.0.1:${await freePort()}`;
-  const httpAddr = `127.0.0.1:${await freePort()}`;
-  const dashAddr = `127.0.0.1:${await freePort()}`;
-  const cluster: Cluster = startCluster(CLUSTER_FILE, {
-    cwd: ROOT,
-    vars: { sdaddr, http: httpAddr, dashboard: dashAddr, data: path.join(tmp, 'data') },
-    color: false,
-    stopTimeoutMs: 5000,
-    write: (text) => (output += text),
-  });
+  // Ports are picked before the cluster starts; one of its own OS-picked ports can take one first: retry on fresh ports.
+  let sdaddr = '';
+  let httpAddr = '';
+  let dashAddr = '';
+  let cluster: Cluster | undefined;
   t.after(async () => {
     await browser?.close().catch(() => {});
     for (const p of procs) await p.stop();
-    await cluster.stop();
+    await cluster?.stop();
     rmSync(tmp, { recursive: true, force: true });
   });
-  try {
-    await cluster.ready;
-  } catch (err) {
-    assert.fail(`${(err as Error).message}\n${output.slice(-3000)}`);
+  for (let attempt = 1; ; attempt++) {
+    sdaddr = `127.0.0.1:${await freePort()}`;
+    httpAddr = `127.0.0.1:${await freePort()}`;
+    dashAddr = `127.0.0.1:${await freePort()}`;
+    rmSync(path.join(tmp, 'data'), { recursive: true, force: true });
+    output = '';
+    cluster = startCluster(CLUSTER_FILE, {
+      cwd: ROOT,
+      vars: { sdaddr, http: httpAddr, dashboard: dashAddr, data: path.join(tmp, 'data') },
+      color: false,
+      stopTimeoutMs: 5000,
+      write: (text) => (output += text),
+    });
+    try {
+      await cluster.ready;
+      break;
+    } catch (err) {
+      await cluster.stop();
+      if (attempt < 3 && /EADDRINUSE/.test((err as Error).message)) continue;
+      assert.fail(`${(err as Error).message}\n${output.slice(-3000)}`);
+    }
   }
   // gamemesh up generated the cluster token on this first start (demo/cluster.json, "secrets").
   const token = readFileSync(path.join(tmp, 'data', 'demo', 'cluster.token'), 'utf8').trim();
