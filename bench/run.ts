@@ -23,6 +23,7 @@ export const BENCHES: readonly BenchEntry[] = [
   { name: 'stream', load: () => import('./stream.js') },
   { name: 'metrics', load: () => import('./metrics.js') },
   { name: 'harbor', load: () => import('./harbor.js') },
+  { name: 'rooms', load: () => import('./rooms.js') },
   { name: 'hub', load: () => import('./hub.js') },
   { name: 'store', load: () => import('./store.js') },
 ];

@@ -5,7 +5,10 @@
  *   it imports, into demo/web/app.js (+ app.js.map), which the login service
  *   serves with the rest of demo/web;
  * - the dashboard page, src/dashboard/web/app.ts, into dist/src/dashboard/web/
- *   with its index.html and style.css, which `gamemesh dashboard` serves.
+ *   with its index.html and style.css, which `gamemesh dashboard` serves;
+ * - the client SDK itself, src/client/index.ts, into dist/browser/gamemesh-client.js:
+ *   an ES module `gamemesh login` serves at /gamemesh/client.js, so a page
+ *   without a bundler imports it (the scaffold's page does, through an import map).
  * The package's prepare script (npm install) runs it after tsc, and so does
  * npm test. esbuild only strips the types: `tsc -p demo/web-src/tsconfig.json`
  * and `tsc -p src/dashboard/web/tsconfig.json` (in npm test) are the type checks.
@@ -24,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PAGES = [
   { entry: 'demo/web-src/app.ts', outfile: 'demo/web/app.js', tsconfig: 'demo/web-src/tsconfig.json', copy: [] },
+  { entry: 'src/client/index.ts', outfile: 'dist/browser/gamemesh-client.js', tsconfig: 'demo/web-src/tsconfig.json', copy: [] },
   { entry: 'src/dashboard/web/app.ts', outfile: 'dist/src/dashboard/web/app.js', tsconfig: 'src/dashboard/web/tsconfig.json', copy: ['src/dashboard/web/index.html', 'src/dashboard/web/style.css'] },
 ];
 

@@ -174,10 +174,12 @@ test('services: load from the admin port, node flags read defensively, and the r
   s = await state(url);
   assert.ok(s.log.some((e) => e.kind === 'change' && e.id === node.id && e.text.endsWith('available true -> false')), JSON.stringify(s.log));
   assert.ok(s.log.some((e) => e.kind === 'change' && e.id === node.id && e.text.endsWith('available false -> true')), JSON.stringify(s.log));
-  // A version change in the registration is logged.
-  node.setMeta({ version: '2' });
-  await waitFor(async () => (await state(url)).log.some((e) => e.kind === 'change' && /version - -> 2/.test(e.text)), 3000, 'the version change in the log');
-  assert.equal((await state(url)).services.find((x) => x.id === node.id)?.version, '2');
+  // Versions (--svcversion) are shown, and a new version's arrival is logged with it.
+  assert.equal((await state(url)).services.find((x) => x.id === node.id)?.version, '1');
+  const next = await startNode(defer, sdaddr, { name: 'chat', config: { svcversion: 2, token: TOKEN } });
+  await waitFor(async () => (await state(url)).log.some((e) => e.kind === 'join' && e.id === next.id && /\(version 2\)$/.test(e.text)), 3000, 'the new version in the log');
+  assert.equal((await state(url)).services.find((x) => x.id === next.id)?.version, '2');
+  await next.stop();
   // A bad route table is reported, not thrown.
   await sd.put('config/gateway/routes', '{"version": 9}');
   await waitFor(async () => /version 9/.test((await state(url)).routesError ?? ''), 3000, 'the route table error');

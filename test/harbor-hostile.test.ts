@@ -12,14 +12,17 @@ import { Harbor } from '../src/harbor/harbor.js';
 import { packAddr, parseAddr } from '../src/service/identity.js';
 import { H, L } from '../src/service/messages.js';
 import { RESPONSE_BIT } from '../src/service/rpc.js';
-import { decodeRoute, encodeRoute, ROUTE_HEADER_BYTES } from '../src/service/route.js';
+import { decodeRoute, encodeRoute, MAX_ROUTES, ROUTE_HEADER_BYTES, RouteTable } from '../src/service/route.js';
+import { Link } from '../src/service/link.js';
+import type { Session } from '../src/net/session.js';
+import { EventEmitter } from 'node:events';
 import { parseExport } from '../src/service/exports.js';
 import { AgentPicker } from '../src/login/agents.js';
 import { connectDiscovery } from '../src/discovery/connect.js';
 import { EchoReq, EchoResp } from './helpers/echo.js';
 import { cleanupStack, expectRpcError, SECRET, serveEcho, silent, startDiscoveryServer, startNode, type Defer } from './helpers/mesh.js';
 import { RawLink } from './helpers/raw-link.js';
-import { waitFor } from './helpers/proc.js';
+import { runCli, waitFor } from './helpers/proc.js';
 
 const CENTER_SECRET = 'center-hostile-secret';
 
@@ -123,12 +126,13 @@ test('losing a harbor of the target cluster fails the calls routed through it at
   const to = { addr: target.logicalAddress };
   await caller.call(to, EchoReq, EchoResp, { text: 'warm', n: 0 }); // the answer names the harbor of cluster 2 it came through
   const slow = caller.call(to, EchoReq, EchoResp, { text: 'sleep:5000', n: 1 }, { timeoutMs: 10_000 });
+  slow.catch(() => {}); // it fails while the harbor stops; checked below
   await new Promise((r) => setTimeout(r, 200));
   // Stop whichever harbor of cluster 2 carried it: the one with forwarded frames.
   const used = h2.counts.forwarded > 0 ? h2 : h2b;
   const t0 = performance.now();
   await used.stop();
-  await expectRpcError(slow, 'unavailable');
+  await expectRpcError(slow, 'unavailable', /harbor .* (is down|lost)/);
   assert.ok(performance.now() - t0 < 3000, 'failed at once, not at the deadline');
   assert.equal((await caller.call(to, EchoReq, EchoResp, { text: 'again', n: 2 })).server, target.id, 'the other harbor of cluster 2 carries new calls');
 });
@@ -161,4 +165,48 @@ test('exported-registration copies and the login agent picker refuse what they m
   await waitFor(() => picker.agents().length > 0, 2000, 'agents seen');
   assert.deepEqual(picker.agents().map((d) => d.id).sort(), ['agent#1@dev', 'agent#3@dev']);
   for (let i = 0; i < 20; i++) assert.notEqual(picker.pick()?.id, 'agent#2@dev');
+});
+
+test('harbor-to-harbor links and the center take the center token, not the cluster token', async (t) => {
+  const defer = cleanupStack(t);
+  const { sd1, h1 } = await mesh(defer);
+  // The cluster's token does not open the center side of a harbor...
+  const wrong = await RawLink.open(defer, h1.center.address.port);
+  const nonce = await wrong.challenge();
+  assert.equal(nonce.length, 16);
+  wrong.send(L.LinkHello.id, 1, L.LinkHello.encode({ id: 'intruder#0@c1', name: 'harbor', addr: parseAddr('1.255.9'), nonce: Buffer.alloc(16), proof: Buffer.alloc(32), protocol: 1, load: 0 }));
+  await wrong.expectClosed('a center link with the wrong proof');
+  // ...the center token does.
+  const right = await RawLink.open(defer, h1.center.address.port);
+  assert.equal((await right.handshake('harbor#9@c7', CENTER_SECRET, parseAddr('7.255.9'))).name, 'harbor');
+  // A harbor that holds the wrong center token cannot join the center at all.
+  const bad = new Harbor({ config: { sdaddr: sd1.addr, cluster: 1, svcindex: 3, token: SECRET, listen: '127.0.0.1:0' }, center: h1.center.config.sdaddr, centerToken: 'not-the-center-token', logger: silent });
+  defer(() => bad.stop());
+  await assert.rejects(bad.start(), /token|unauthorized/i);
+});
+
+test('gamemesh harbor refuses bad flags with a clear message', async () => {
+  const none = await runCli(['harbor', '--loglevel', 'fatal']);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /--center is required/);
+  const same = await runCli(['harbor', '--sdaddr', '127.0.0.1:1', '--center', '127.0.0.1:1', '--loglevel', 'fatal']);
+  assert.equal(same.code, 1);
+  assert.match(same.stderr, /the center must be another one/);
+  const bad = await runCli(['harbor', '--center', 'x', '--max-queue', 'lots']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /max-queue/);
+});
+
+test('a node keeps a bounded number of routes: idle ones go first, busy ones stay', () => {
+  const session = Object.assign(new EventEmitter(), { id: 1, transport: 'tcp', remoteAddress: 'x', connectedAt: 0, closed: false, outboundBytes: 0, send: () => true, setTimeouts: () => {}, close: () => {} });
+  const harbor = new Link(session as unknown as Session, 'harbor#0@dev', 'harbor', parseAddr('1.255.0'), true, 0, () => {});
+  const busy = new Set<Link>();
+  const closed: Link[] = [];
+  const table = new RouteTable({ addr: () => parseAddr('1.8.1'), harbors: () => [{ addr: harbor.peerAddr, link: harbor }], dispatch: () => {}, closed: (l) => void closed.push(l), busy: (l) => busy.has(l) });
+  const first = table.linkTo(packAddr({ cluster: 2, type: 1, index: 1 }));
+  busy.add(first);
+  for (let i = 0; i < MAX_ROUTES + 1000; i++) table.linkTo(packAddr({ cluster: 3 + (i >>> 18), type: (i >>> 10) & 0xff, index: i & 0x3ff }));
+  assert.ok(table.size <= MAX_ROUTES, `routes stay under the cap (${table.size})`);
+  assert.ok(closed.length > 0 && !closed.includes(first), 'idle routes were evicted, the busy one was not');
+  assert.equal(table.linkTo(packAddr({ cluster: 2, type: 1, index: 1 })), first, 'the busy route is still the same link');
 });

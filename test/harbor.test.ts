@@ -13,11 +13,15 @@ import type { ServiceNode } from '../src/service/node.js';
 import { EchoReq, EchoResp } from './helpers/echo.js';
 import { cleanupStack, elapsedSince, expectRpcError, serveEcho, SECRET, silent, startDiscoveryServer, startNode, type Defer } from './helpers/mesh.js';
 import { waitFor, within } from './helpers/proc.js';
+import { RawLink } from './helpers/raw-link.js';
+import { connectDiscovery } from '../src/discovery/connect.js';
+import { packAddr } from '../src/service/identity.js';
 
 const CENTER_SECRET = 'center-test-secret';
 
-async function startHarbor(defer: Defer, sdaddr: string, center: string, cluster: number, index = 0, extra: { maxQueueBytes?: number } = {}): Promise<Harbor> {
-  const harbor = new Harbor({ config: { sdaddr, cluster, svcindex: index, token: SECRET, listen: '127.0.0.1:0' }, center, centerToken: CENTER_SECRET, logger: silent, ...extra });
+async function startHarbor(defer: Defer, sdaddr: string, center: string, cluster: number, index = 0, extra: { maxQueueBytes?: number; admin?: string } = {}): Promise<Harbor> {
+  const { admin, ...rest } = extra;
+  const harbor = new Harbor({ config: { sdaddr, cluster, svcindex: index, token: SECRET, listen: '127.0.0.1:0', admin }, center, centerToken: CENTER_SECRET, logger: silent, ...rest });
   defer(() => harbor.stop());
   return harbor.start();
 }
@@ -56,8 +60,17 @@ test('a node of cluster 1 without --export is never seen by cluster 2: not by ty
   const t0 = performance.now();
   await expectRpcError(other.call({ addr: hidden.logicalAddress }, EchoReq, EchoResp, { text: 'x', n: 1 }), 'unreachable', /no harbor of cluster 2/);
   assert.ok(elapsedSince(t0) < 1000);
+  // The exported node took cluster 2's link, but does not pick cluster 2's unexported game by name.
+  await waitFor(() => shown.isConnected(`${other.id}/c2`) && shown.isConnected(same.id), 5000, 'both games linked to the exported battle');
+  assert.deepEqual(shown.instances('game').map((p) => p.id), [same.id]);
   // The exported node of cluster 1 is dialed directly, by address too.
   assert.equal((await other.call({ addr: shown.logicalAddress }, EchoReq, EchoResp, { text: 'x', n: 1 })).server, shown.id);
+
+  // Dialing the hidden node anyway (its host:port is in the shared registry) is refused after the handshake.
+  const raw = await RawLink.open(defer, hidden.address.port);
+  await raw.handshake('intruder#9@dev', SECRET, packAddr({ cluster: 2, type: 6, index: 9 }));
+  await raw.expectClosed('a link from cluster 2 to an unexported node of cluster 1');
+  assert.ok(raw.errors().some((e) => e.code === 'unreachable'));
 
   // Cluster 1 sees its own two and not cluster 2's unexported battle.
   assert.deepEqual(await same.addrsByType(7), [hidden.logicalAddress, shown.logicalAddress].sort());
@@ -121,19 +134,23 @@ test('an unknown cluster or address answers a typed error at once, not a timeout
   assert.ok(elapsedSince(t0) < 2000, `unavailable took ${elapsedSince(t0)} ms`);
   // The route still works afterwards.
   assert.equal((await caller.call({ addr: target.logicalAddress }, EchoReq, EchoResp, { text: 'x', n: 1 })).server, target.id);
+  // A burst at a target the harbor has no link to yet: held while it dials, then delivered, every answer to its call.
+  const fresh = await startNode(defer, target.config.sdaddr, { name: 'echo', type: 9, config: { cluster: 2, svcindex: 2 } }, serveEcho);
+  const burst = await Promise.all(Array.from({ length: 100 }, (_, i) => caller.call({ addr: fresh.logicalAddress }, EchoReq, EchoResp, { text: `b${i}`, n: i })));
+  assert.deepEqual(burst.map((r) => [r.n, r.server]), Array.from({ length: 100 }, (_, i) => [i, fresh.id]));
 });
 
 test('a slow target cluster makes its harbor answer busy instead of queueing without bound', async (t) => {
   const defer = cleanupStack(t);
   const [sd1, sd2, center] = await Promise.all([startDiscoveryServer(defer), startDiscoveryServer(defer), startDiscoveryServer(defer, 500, CENTER_SECRET)]);
-  const [h1] = await Promise.all([startHarbor(defer, sd1.addr, center.addr, 1, 0, { maxQueueBytes: 64 * 1024 }), startHarbor(defer, sd2.addr, center.addr, 2)]);
+  const [h1] = await Promise.all([startHarbor(defer, sd1.addr, center.addr, 1, 0, { maxQueueBytes: 1024 }), startHarbor(defer, sd2.addr, center.addr, 2)]);
   await waitFor(() => h1.center.instances('harbor').length === 1, 5000, 'harbors linked');
   const target: ServiceNode = await startNode(defer, sd2.addr, { name: 'echo', type: 9, config: { cluster: 2, svcindex: 1 } }, serveEcho);
   const caller = await startNode(defer, sd1.addr, { name: 'caller', type: 8, config: { cluster: 1, svcindex: 1 } });
   await waitFor(() => caller.instances('harbor').length === 1, 5000, 'caller links to its harbor');
   const to = { addr: target.logicalAddress };
   await caller.call(to, EchoReq, EchoResp, { text: 'warm', n: 0 });
-  // 6 MiB of 60 KiB requests at once (under the caller's own link limit): far more than the 64 KiB the harbor may queue toward cluster 2.
+  // 6 MiB of 60 KiB requests at once (under the caller's own link limit): far more than the 1 KiB the harbor may queue toward cluster 2.
   const big = 'x'.repeat(60 * 1024);
   const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => caller.call(to, EchoReq, EchoResp, { text: big, n: i }, { timeoutMs: 20_000 })));
   const codes = results.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as { code?: string }).code));
@@ -164,7 +181,45 @@ test('with a discovery per cluster, harbors carry exported nodes across: found b
     assert.equal((await game.call({ addr: hidden.logicalAddress }, EchoReq, EchoResp, { text: 'named', n: 2 })).server, hidden.id);
     assert.equal(game.isConnected(`${hidden.id}/c3`), false);
   }
+  // Copies wiped by hand (`gamemesh sd clearvalue`) come back while their registration lives.
+  const sd1Client = await connectDiscovery(sd1.addr, { token: SECRET });
+  const centerClient = await connectDiscovery(center.addr, { token: CENTER_SECRET });
+  defer(() => Promise.all([sd1Client.close(), centerClient.close()]));
+  const key = `harbor/exports/${shown.logicalAddress}`;
+  await sd1Client.clear();
+  await centerClient.delete(key);
+  await waitFor(async () => (await sd1Client.get(key)) !== undefined && (await centerClient.get(key)) !== undefined, 5000, 'the copies are put back');
+  await waitFor(async () => (await games[0]?.addrsByType(7))?.[0] === shown.logicalAddress, 5000, 'cluster 1 sees the battle again');
+
   await shown.stop();
   await waitFor(async () => (await games[0]?.addrsByType(7))?.length === 0 && (await games[1]?.addrsByType(7))?.length === 0, 5000, 'the copies leave with the registration');
   assert.equal(games[0]?.instances('battle').length, 0);
+});
+
+test("a harbor's admin port: its counts in /status and in Prometheus /metrics", async (t) => {
+  const defer = cleanupStack(t);
+  const [sd1, sd2, center] = await Promise.all([startDiscoveryServer(defer), startDiscoveryServer(defer), startDiscoveryServer(defer, 500, CENTER_SECRET)]);
+  const [h1] = await Promise.all([startHarbor(defer, sd1.addr, center.addr, 1, 0, { admin: '127.0.0.1:0' }), startHarbor(defer, sd2.addr, center.addr, 2)]);
+  await waitFor(() => h1.linkedHarbors() === 1, 5000, 'harbors linked');
+  const target = await startNode(defer, sd2.addr, { name: 'echo', type: 9, config: { cluster: 2, svcindex: 1 } }, serveEcho);
+  const caller = await startNode(defer, sd1.addr, { name: 'caller', type: 8, config: { cluster: 1, svcindex: 1 } });
+  await waitFor(() => caller.instances('harbor').length === 1, 5000, 'caller links to its harbor');
+  for (let i = 0; i < 5; i++) await caller.call({ addr: target.logicalAddress }, EchoReq, EchoResp, { text: 'm', n: i });
+  await expectRpcError(caller.call({ addr: '9.1.1' }, EchoReq, EchoResp, { text: 'x', n: 0 }), 'unreachable');
+  const base = `http://${h1.local.admin?.address}`;
+  const get = async (path: string) => {
+    const res = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${SECRET}` } });
+    assert.equal(res.status, 200, path);
+    return res.text();
+  };
+  const status = JSON.parse(await get('/status')) as { addr: string; harbor: { forwarded: number; unreachable: number; harbors: string[] } };
+  assert.equal(status.addr, '1.255.0');
+  assert.ok(status.harbor.forwarded >= 10, `forwarded ${status.harbor.forwarded}`);
+  assert.equal(status.harbor.unreachable, 1);
+  assert.deepEqual(status.harbor.harbors, ['2.255.0']);
+  const metrics = await get('/metrics');
+  const forwarded = /^gamemesh_harbor_frames_total\{result="forwarded"\} (\d+)$/m.exec(metrics);
+  assert.ok(forwarded && Number(forwarded[1]) >= 10, 'the forwarded counter is exported');
+  assert.match(metrics, /^gamemesh_harbor_frames_total\{result="unreachable"\} [1-9]/m);
+  assert.match(metrics, /^gamemesh_harbor_peers [1-9]/m);
 });

@@ -34,7 +34,7 @@ test('sd disable/enable: no new work by name, by type or from login; existing li
   assert.equal(off.code, 0, off.stderr);
   assert.match(off.stdout, /^echo#1@dev is not available/);
   await waitFor(() => caller.instances('echo').length === 2, 2000, 'the caller to see echo#1 disabled');
-  assert.deepEqual(caller.nodeState('echo#1@dev'), { available: false });
+  assert.deepEqual(caller.nodeState('echo#1@dev'), { available: false, drain: false });
   const servers = new Set<string>();
   for (let i = 0; i < 60; i++) servers.add((await caller.call('echo', EchoReq, EchoResp, { text: `n${i}` })).server);
   assert.deepEqual([...servers].sort(), ['echo#0@dev', 'echo#2@dev'], 'selection by name skips the disabled node');

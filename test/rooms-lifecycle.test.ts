@@ -150,3 +150,39 @@ test("login's agent choice skips agents above their memory threshold, and can ra
   assert.equal(pickAgent(agents, { strategy: 'least-loaded' })?.id, 'bb');
   assert.equal(pickAgent([agents[0] as ServiceDesc]), undefined);
 });
+
+test('a retiring host takes no new members, keeps its seated ones, and retires once they are gone', { timeout: 30_000 }, async (t) => {
+  const defer = cleanupStack(t);
+  const { addr: sdaddr } = await startDiscoveryServer(defer);
+  const node = new ServiceNode({ name: 'rooms', config: { sdaddr }, logger: silent, shutdownTimeoutMs: 500 });
+  const host = new RoomHost(new GatewayBackend(node));
+  host.define('arena', { maxClients: 4, reconnectSec: 5 });
+  defer(() => node.stop());
+  await node.start();
+  const agent = await new Agent({ node: { config: { sdaddr }, logger: silent, shutdownTimeoutMs: 500 }, routes: ROUTES, heartbeatSec: 5 }).start();
+  defer(() => agent.stop());
+  await waitFor(() => node.instances('agent').length > 0 && agent.node.instances('rooms').length > 0, 5000, 'linked');
+  const port = Number(agent.tcpAddress?.split(':')[1]);
+  const mk = () => {
+    const c = new GameClient({ transport: () => tcpTransport('127.0.0.1', port), reconnect: false });
+    defer(() => c.close());
+    return c;
+  };
+  const [a, b] = [mk(), mk()];
+  await Promise.all([a.connect(), b.connect()]);
+  const room = await a.create('arena', {}, { service: 'rooms' });
+  let retired = false;
+  node.once('retired', () => (retired = true));
+  assert.equal(node.retire('a newer version is live'), true);
+  await assert.rejects(b.joinById(room.id, {}, { service: 'rooms' }), (err: Error & { code?: string }) => err.code === 'unavailable' && /retiring/.test(err.message));
+  await assert.rejects(b.joinOrCreate('arena', {}, { service: 'rooms' }), (err: Error & { code?: string }) => err.code === 'overloaded' && /is retiring/.test(err.message));
+  // b, refused, leaves; a still holds its seat.
+  b.close();
+  await sleep(600);
+  assert.equal(retired, false, 'a seat is still held');
+  a.close();
+  // The seat is kept for a reconnect (5 s): the host stays until it expires, then retires.
+  await sleep(1000);
+  assert.equal(retired, false, 'the kept seat still holds the host');
+  await waitFor(() => retired, 15_000, 'retired once the kept seat expired');
+});

@@ -8,25 +8,22 @@ const registry = new MessageRegistry().load(PROTO);
 
 export interface Enter { player: string; game: string }
 export interface Roster { battle: string; players: string[] }
-export interface Join { player: string; match: string }
-export interface Tell { to: string; text: string }
 export interface Ack { ok: boolean }
-export interface Whisper { from: string; text: string }
-export type Inbox = Record<string, never>;
-export interface InboxList { texts: string[] }
+export interface Whisper { from: string; text: string; to_player: string }
+export interface FindBattleReq { player: string; match: string }
+export interface WhisperReq { to: string; to_player: string; text: string }
+export interface Whispered { from: string; text: string }
 
 export const M = {
   Enter: registry.type<Enter>('clusters.Enter'),
   Roster: registry.type<Roster>('clusters.Roster'),
-  Join: registry.type<Join>('clusters.Join'),
-  Tell: registry.type<Tell>('clusters.Tell'),
   Ack: registry.type<Ack>('clusters.Ack'),
   Whisper: registry.type<Whisper>('clusters.Whisper'),
-  Inbox: registry.type<Inbox>('clusters.Inbox'),
-  InboxList: registry.type<InboxList>('clusters.InboxList'),
+  FindBattleReq: registry.type<FindBattleReq>('clusters.FindBattleReq'),
+  WhisperReq: registry.type<WhisperReq>('clusters.WhisperReq'),
+  Whispered: registry.type<Whispered>('clusters.Whispered'),
 };
 
 /** Logical-address types, fixed so every cluster agrees on them. */
 export const GAME_TYPE = 10;
 export const BATTLE_TYPE = 20;
-export const PLAYER_TYPE = 30;

@@ -5,9 +5,14 @@
  * it, lazily, so no other command pays for (or breaks without) the demo.
  */
 export async function main(argv: string[]): Promise<number> {
+  // With a project's own protos it is the generic client (probe-client.ts), which the npm package has.
+  if (hasProto(argv)) return (await import('./probe-client.js')).main(argv);
   const demo = await loadDemo('client', () => import('../../demo/client/main.js'));
   return demo ? demo.main(argv) : 1;
 }
+
+/** `--proto DIR` or `--proto=DIR` among the arguments. */
+export const hasProto = (argv: readonly string[]) => argv.some((a) => a === '--proto' || a.startsWith('--proto='));
 
 /**
  * A relative specifier, so tsc checks it against demo/ and it resolves the
@@ -21,7 +26,7 @@ export async function loadDemo<M>(command: string, load: () => Promise<M>): Prom
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code !== 'ERR_MODULE_NOT_FOUND' || !/[/\\]demo[/\\]/.test(e.message)) throw err;
-    process.stderr.write(`gamemesh ${command}: the demo is not here (${e.message.split('\n')[0]}).\nIt comes with the gamemesh repository, not the npm package: run it from a checkout after \`npm run build\`.\n`);
+    process.stderr.write(`gamemesh ${command}: the demo is not here (${e.message.split('\n')[0]}).\nIt comes with the gamemesh repository, not the npm package: run it from a checkout after \`npm run build\`, or give your project's messages: gamemesh ${command} --proto DIR --send PKG.MSG (--help).\n`);
     return undefined;
   }
 }

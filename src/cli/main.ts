@@ -14,6 +14,9 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<num
   client: () => import('./client.js'),
   bot: () => import('./bot.js'),
   dashboard: () => import('./dashboard.js'),
+  status: async () => ({ main: (await import('./rollout.js')).status }),
+  drain: async () => ({ main: (await import('./rollout.js')).drain }),
+  init: () => import('./init.js'),
 };
 
 async function run(argv: string[]): Promise<number> {

@@ -7,6 +7,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from './args.js';
+import { connectDiscovery, type ConnectDiscoveryOptions, type DiscoveryConnection } from '../discovery/connect.js';
+import { DiscoveryError } from '../discovery/types.js';
 
 export const TOKEN_FILE_NAME = 'cluster.token';
 
@@ -52,4 +54,23 @@ function readable(file: string): boolean {
 export function tokenHint(found: readonly string[]): string {
   const where = found.length > 1 ? ` (found ${found.join(', ')}: say which)` : '';
   return `pass --token, set GAMEMESH_TOKEN, or --tokenfile FILE; gamemesh up keeps a generated token in the cluster's data folder, e.g. data/demo/${TOKEN_FILE_NAME}${where}`;
+}
+
+/**
+ * `etcd://host:2379[,...][/prefix]` selects the etcd backend, `host:port` the
+ * built-in server. A server that wants a token nobody gave gets the one a
+ * local `gamemesh up` generated, when there is exactly one. Returns the
+ * token it used as well (the admin ports want it too).
+ */
+export async function connectWithToken(addr: string, options: ConnectDiscoveryOptions, program: string): Promise<{ client: DiscoveryConnection; token: string | undefined }> {
+  try {
+    return { client: await connectDiscovery(addr, options), token: options.token };
+  } catch (err) {
+    if (!(err instanceof DiscoveryError) || err.code !== 'unauthorized' || options.token !== undefined) throw err;
+    const found = findTokenFiles();
+    if (found.length !== 1) throw new DiscoveryError('unauthorized', `${err.message}: ${tokenHint(found)}`);
+    process.stderr.write(`${program}: using the cluster token in ${found[0]}\n`);
+    const token = readTokenFile(found[0] as string);
+    return { client: await connectDiscovery(addr, { ...options, token }), token };
+  }
 }

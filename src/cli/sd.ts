@@ -1,10 +1,10 @@
-import { connectDiscovery, type ConnectDiscoveryOptions, type DiscoveryConnection } from '../discovery/connect.js';
+import type { ConnectDiscoveryOptions, DiscoveryConnection } from '../discovery/connect.js';
 import { clearServices } from '../discovery/claims.js';
 import { NODE_STATE_PREFIX, nodeStateId, updateNodeState } from '../discovery/node-state.js';
 import { asString } from '../discovery/values.js';
-import { DiscoveryError, type KeyValue } from '../discovery/types.js';
+import type { KeyValue } from '../discovery/types.js';
 import { intOption, parse, UsageError } from './args.js';
-import { findTokenFiles, readTokenFile, tokenHint } from './sd-token.js';
+import { connectWithToken, readTokenFile } from './sd-token.js';
 
 const VERBS: Record<string, number[]> = {
   viewsvc: [0, 0],
@@ -38,30 +38,13 @@ export async function main(argv: string[]): Promise<number> {
     const tokenFile = (values['tokenfile'] as string | undefined) ?? process.env['GAMEMESH_TOKEN_FILE'];
     const token = (values['token'] as string | undefined) ?? process.env['GAMEMESH_TOKEN'] ?? (tokenFile ? readTokenFile(tokenFile) : undefined);
     const options: ConnectDiscoveryOptions = { token, name: 'gamemesh-cli', failFast: true, connectTimeoutMs: timeout, requestTimeoutMs: timeout };
-    client = await connectWithToken(String(values['addr']), options);
+    client = (await connectWithToken(String(values['addr']), options, 'gamemesh sd')).client;
     return await runVerb(client, verb, args);
   } catch (err) {
     process.stderr.write(`gamemesh sd: ${(err as Error).message}\n`);
     return 2;
   } finally {
     await client?.close();
-  }
-}
-
-/**
- * `etcd://host:2379[,...][/prefix]` selects the etcd backend, `host:port` the
- * built-in server. A server that wants a token nobody gave gets the one a
- * local `gamemesh up` generated, when there is exactly one.
- */
-async function connectWithToken(addr: string, options: ConnectDiscoveryOptions): Promise<DiscoveryConnection> {
-  try {
-    return await connectDiscovery(addr, options);
-  } catch (err) {
-    if (!(err instanceof DiscoveryError) || err.code !== 'unauthorized' || options.token !== undefined) throw err;
-    const found = findTokenFiles();
-    if (found.length !== 1) throw new DiscoveryError('unauthorized', `${err.message}: ${tokenHint(found)}`);
-    process.stderr.write(`gamemesh sd: using the cluster token in ${found[0]}\n`);
-    return connectDiscovery(addr, { ...options, token: readTokenFile(found[0] as string) });
   }
 }
 

@@ -6,9 +6,11 @@
 import { parseArgs } from 'node:util';
 import { ClusterFileError, ClusterStartError, startCluster, type Cluster } from '../up/supervisor.js';
 import { intOption, UsageError } from './args.js';
+import { listenControl, requestRoll } from '../up/roll.js';
 
 const HELP = `usage: gamemesh up <cluster.json> [--sdaddr ADDR] [--http HOST:PORT] [--var NAME=VALUE ...]
                    [--timeout SECONDS] [--raw-logs]
+       gamemesh up <cluster.json> --roll SERVICE [--roll SERVICE ...]
 
 Runs every service of the cluster file as a child process, in file order, each
 once the previous one is ready; restarts a service that dies; Ctrl+C stops
@@ -21,10 +23,15 @@ directory. See docs/cluster-file.md.
   --var NAME=VALUE   set any variable of the file; may be repeated
   --timeout SECONDS  how long each service may take to be ready (default 30)
   --raw-logs         show JSON log lines as they are instead of shortened
+  --roll SERVICE     rolling upgrade of a service of the cluster that a gamemesh up
+                     already runs from this file: a new instance (next --svcversion,
+                     another --svcindex) starts and must be ready, then the old one
+                     retires and exits once its last client is gone (docs/operations.md)
 `;
 
 export async function main(argv: string[]): Promise<number> {
   let cluster: Cluster;
+  let file = '';
   try {
     const { values, positionals } = parseOptions(argv);
     if (values.help) {
@@ -32,6 +39,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (positionals.length !== 1) throw new UsageError(positionals.length ? `one cluster file expected, got ${positionals.join(' ')}` : 'which cluster file? e.g. gamemesh up demo/cluster.json');
+    if (values.roll?.length) return await roll(positionals[0] as string, values.roll);
     const vars: Record<string, string> = {};
     for (const kv of values.var ?? []) {
       const eq = kv.indexOf('=');
@@ -43,15 +51,42 @@ export async function main(argv: string[]): Promise<number> {
     const timeout = intOption(values.timeout, 'timeout', 30);
     if (timeout < 1) throw new UsageError('--timeout must be at least 1 (seconds)');
     cluster = startCluster(positionals[0] as string, { vars, startTimeoutMs: timeout * 1000, rawLogs: values['raw-logs'] });
+    file = positionals[0] as string;
   } catch (err) {
     if (!(err instanceof UsageError || err instanceof ClusterFileError)) throw err;
     process.stderr.write(`gamemesh up: ${err.message}\n${err instanceof UsageError ? HELP : ''}`);
     return 2;
   }
-  return supervise(cluster);
+  return supervise(cluster, file);
 }
 
-async function supervise(cluster: Cluster): Promise<number> {
+async function roll(file: string, names: readonly string[]): Promise<number> {
+  try {
+    await requestRoll(file, names, (line) => process.stdout.write(`${line}\n`));
+    process.stdout.write(`rolled ${names.join(', ')}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`gamemesh up --roll: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+async function supervise(cluster: Cluster, file: string): Promise<number> {
+  // `gamemesh up FILE --roll NAME` reaches this supervisor through it.
+  let closeControl: () => void = () => {};
+  try {
+    closeControl = await listenControl(file, (names, note) => cluster.roll(names, note));
+  } catch (err) {
+    process.stderr.write(`gamemesh up: rolling upgrades are off: ${(err as Error).message}\n`);
+  }
+  try {
+    return await superviseCluster(cluster);
+  } finally {
+    closeControl();
+  }
+}
+
+async function superviseCluster(cluster: Cluster): Promise<number> {
   let signals = 0;
   let finish: (code: number) => void = () => {};
   const finished = new Promise<number>((resolve) => (finish = resolve));
@@ -97,6 +132,7 @@ function parseOptions(argv: string[]) {
         var: { type: 'string', multiple: true },
         timeout: { type: 'string' },
         'raw-logs': { type: 'boolean', default: false },
+        roll: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });

@@ -3,6 +3,7 @@
 // enforces it. The Node-only TCP transport lives in src/client-node.
 export { GameClient, type ClientState, type CloseInfo, type GameClientOptions, type HandshakeInfo, type ReconnectingInfo, type RequestOptions } from './client.js';
 export { ClientError, type ClientErrorCode } from './errors.js';
+export { login, LoginError, type LoginAnswer } from './login.js';
 export { decodeWsFrame, encodeTcpFrame, encodeWsFrame, FrameError, StreamFrameDecoder, DEFAULT_CLIENT_MAX_FRAME, TCP_HEADER_BYTES, WS_HEADER_BYTES, type FrameListener } from './frame.js';
 export { CLIENT_DESCRIPTOR, CLIENT_PROTOCOL, ClientMessages, type BackendStatus, type ErrorReply, type Handshake, type HandshakeAck, type Kick, type Ping, type Pong } from './messages.js';
 export { DEFAULT_RECONNECT, type ReconnectOptions } from './reconnect.js';

@@ -6,15 +6,16 @@ export interface ReconnectOptions {
   /** ...up to this. */
   maxDelayMs: number;
   /**
-   * Kick codes after which reconnecting makes sense. Default [1]: the agent
-   * is shutting down (a restart or a rolling update) or full. Any other kick
+   * Kick codes after which reconnecting makes sense. Default [1, 11]: the
+   * agent is shutting down or full (1), or the agent or backend holding
+   * this client retired in a rolling upgrade (11). Any other kick
    * (a duplicate login, a protocol violation) means the server wants this
    * client gone, and reconnecting would only repeat it.
    */
   kickCodes?: readonly number[];
 }
 
-export const DEFAULT_RECONNECT: Required<ReconnectOptions> = { retries: 10, minDelayMs: 500, maxDelayMs: 10_000, kickCodes: [1] };
+export const DEFAULT_RECONNECT: Required<ReconnectOptions> = { retries: 10, minDelayMs: 500, maxDelayMs: 10_000, kickCodes: [1, 11] };
 
 /**
  * Exponential backoff with jitter: after an agent restarts, its thousands of

@@ -15,6 +15,7 @@ export {
   type EtcdAddr,
 } from './connect.js';
 export { clearServices, type Claim } from './claims.js';
+export { admission, admitted, replacedOnly, newestVersions, versionOf, isRetiring, ADMIT, RETIRING, type Admission, type AdmissionContext, type AdmissionRecord } from './admission.js';
 export { DEFAULT_NODE_STATE, NODE_STATE_PREFIX, nodeStateKey, parseNodeState, updateNodeState, type NodeState } from './node-state.js';
 export { isSecretKey } from './secrets.js';
 export * from './memory.js';

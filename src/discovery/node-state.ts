@@ -14,9 +14,15 @@ export const NODE_STATE_PREFIX = 'config/nodes/';
 export interface NodeState {
   /** False: selection, login's agent choice and lookups by type give it no new work; its links and clients keep working. */
   readonly available: boolean;
+  /**
+   * True: a request that the node retire (`gamemesh drain ID` without an
+   * admin port). The node clears it as it starts retiring; its registration
+   * then says `state: retiring` (docs/operations.md).
+   */
+  readonly drain: boolean;
 }
 
-export const DEFAULT_NODE_STATE: NodeState = { available: true };
+export const DEFAULT_NODE_STATE: NodeState = { available: true, drain: false };
 
 export function nodeStateKey(id: string): string {
   return NODE_STATE_PREFIX + id;
@@ -33,7 +39,7 @@ export function parseNodeState(kv: KeyValue | undefined): NodeState {
 }
 
 function stateOf(raw: Record<string, unknown>): NodeState {
-  return { available: raw['available'] !== false };
+  return { available: raw['available'] !== false, drain: raw['drain'] === true };
 }
 
 function rawState(kv: KeyValue | undefined): Record<string, unknown> {

@@ -117,6 +117,12 @@ export class Agent {
     this.node.on('peerDown', (peer) => this.onBackendStatus(peer, false));
     this.node.on('peerGone', (peer) => this.onBackendGone(peer));
     this.node.addStatus(() => ({ clients: Object.fromEntries(this.onlineByTransport()), online: this.clients.size }));
+    // Retiring (a newer agent is live, or a drain): login sends no one here, new connections are refused, the players here play on.
+    this.node.addHold(() => this.clients.size);
+    this.node.on('retiring', () => this.log.info({ online: this.clients.size }, 'agent retiring: refusing new clients; exiting when the last one leaves'));
+    this.node.on('drainTimeout', () => {
+      for (const c of [...this.clients.values()]) c.kick(KickCode.RECONNECT, 'this gateway is retiring: reconnect through login');
+    });
     agents.add(this);
   }
 
@@ -254,9 +260,10 @@ export class Agent {
   private accept(conn: Session, req?: IncomingMessage): void {
     // Placement by memory: above its threshold the agent takes no new clients (login stops sending them too).
     const memory = this.stopping ? undefined : this.node.memory.refusal(this.node.id);
-    if (this.stopping || memory !== undefined || this.clients.size >= (this.opts.maxClients ?? 100_000)) {
+    if (this.stopping || this.node.retiring || memory !== undefined || this.clients.size >= (this.opts.maxClients ?? 100_000)) {
       countKick(KickCode.SHUTDOWN);
-      conn.send(C.Kick.id, 0, C.Kick.encode({ code: KickCode.SHUTDOWN, reason: this.stopping ? 'the agent is shutting down' : memory !== undefined ? `the agent is full: ${memory}` : 'the agent is full' }));
+      const reason = this.stopping ? 'the agent is shutting down' : this.node.retiring ? 'the agent is retiring: log in again for another one' : memory !== undefined ? `the agent is full: ${memory}` : 'the agent is full';
+      conn.send(C.Kick.id, 0, C.Kick.encode({ code: KickCode.SHUTDOWN, reason }));
       conn.close('refused');
       return;
     }
@@ -268,10 +275,10 @@ export class Agent {
       if (!client.handshaken) client.kick(KickCode.BAD_HANDSHAKE, `no handshake within ${handshakeMs} ms`);
     }, Math.max(0, handshakeMs - (Date.now() - conn.connectedAt)));
     client.handshakeTimer.unref();
-    conn.once('close', () => clearTimeout(client.handshakeTimer));
     this.stats.online = this.clients.size;
     conn.on('frame', (msgId, seq, body) => this.onClientFrame(client, msgId, seq, body));
-    conn.once('close', (reason) => this.onClientClose(client, reason));
+    // One listener, and `on`: a session emits close exactly once (memory per client is a target).
+    conn.on('close', (reason) => this.onClientClose(client, reason));
     this.log.debug({ client: client.id, remote: conn.remoteAddress, transport: conn.transport, path: req?.url }, 'client connected');
   }
 
@@ -338,6 +345,8 @@ export class Agent {
     }
     this.stats.forwarded++;
     if (seq !== 0) client.forwarded(seq, target.backend);
+    // The matchmaker counts this client as one it serves until it hears of its close.
+    (client.roomPeers ??= new Set()).add(target.backend);
   }
 
   private stickyBackend(client: ClientConn, service: string): string | undefined {
@@ -366,6 +375,7 @@ export class Agent {
   }
 
   private onClientClose(client: ClientConn, reason: string): void {
+    clearTimeout(client.handshakeTimer);
     this.clients.delete(client.id);
     countClose(reason);
     if (this.spans.active) this.spans.clientClosed(client, reason);
@@ -409,7 +419,9 @@ export class Agent {
   }
 
   private onKickClients(msg: KickClients): void {
-    for (const id of msg.client_ids) this.clients.get(id)?.kick(KickCode.KICKED, msg.reason || 'kicked by the server');
+    // A retiring backend's "reconnect" is passed on as such; any other code is a plain kick.
+    const code = msg.code === KickCode.RECONNECT ? KickCode.RECONNECT : KickCode.KICKED;
+    for (const id of msg.client_ids) this.clients.get(id)?.kick(code, msg.reason || 'kicked by the server');
   }
 
   private onBind(req: BindReq, peer: PeerInfo): BindResp {

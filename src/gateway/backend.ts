@@ -79,6 +79,9 @@ export class GatewayBackend {
   private readonly maxQueued: number;
   private readonly closedHandlers: ClosedHandler[] = [];
   private readonly restoredHandlers: RestoredHandler[] = [];
+  /** Clients that sent here (bound or sticky) and have not closed, by agent: what a retiring backend waits for. */
+  private readonly known = new Map<string, Set<number>>();
+  private knownCount = 0;
   /** This backend's groups (docs/rooms.md). */
   readonly groups: Groups;
 
@@ -99,12 +102,40 @@ export class GatewayBackend {
     node.on('peerDown', (peer) => {
       if (peer.name !== this.agentService) return;
       this.mailboxes.closeAgent(peer.id);
+      // Its clients come back (if they do) through RestoreClients on the next link.
+      this.knownCount -= this.known.get(peer.id)?.size ?? 0;
+      this.known.delete(peer.id);
       // The agent forgot this backend's groups with the link: its members leave them here too.
       this.groups.agentDown(peer.id, `the link to ${peer.id} went down`);
+    });
+    node.addHold(() => this.knownCount);
+    node.on('drainTimeout', () => {
+      const ids = [...this.known].flatMap(([agent, set]) => [...set].map((id) => ({ agent, id })));
+      for (const [agent, list] of byAgent(ids)) this.node.sendToPeer(agent, G.KickClients, { client_ids: list, code: KickCode.RECONNECT, reason: `${this.node.id} is retiring: reconnect to carry on` });
     });
     node.onDrain(async (timeoutMs) => {
       if (!(await this.mailboxes.whenIdle(timeoutMs))) this.node.log.warn({ held: this.mailboxes.size }, 'shutdown timeout: abandoning client requests in flight');
     });
+  }
+
+  /** Clients this backend serves (they sent here and have not closed): a retiring backend exits when none is left. */
+  get clients(): number {
+    return this.knownCount;
+  }
+
+  private remember(agent: string, id: number): void {
+    let set = this.known.get(agent);
+    if (!set) this.known.set(agent, (set = new Set()));
+    if (set.has(id)) return;
+    set.add(id);
+    this.knownCount++;
+  }
+
+  private forgetClient(agent: string, id: number): void {
+    const set = this.known.get(agent);
+    if (!set?.delete(id)) return;
+    this.knownCount--;
+    if (set.size === 0) this.known.delete(agent);
   }
 
   /** Client messages held (running or waiting in a mailbox), over all clients. */
@@ -192,6 +223,7 @@ export class GatewayBackend {
     const entry = this.handlers.get(msg.msg_id);
     if (messageLogOn(this.node.log)) logMessage(this.node.log, 'recv', entry?.req.name ?? `#${msg.msg_id}`, `${ref.agent}/${ref.id}`, msg.body.length);
     if (!entry) return this.replyError(ref, msg.seq, 'unknown_method', `no handler for message ${msg.msg_id} on ${this.node.id}`);
+    this.remember(ref.agent, ref.id);
     if (this.node.stopping) return this.replyError(ref, msg.seq, 'unavailable', `${this.node.id} is shutting down`);
     if (this.mailboxes.size >= this.maxQueued) return this.replyError(ref, msg.seq, 'busy', `${this.node.id} holds ${this.maxQueued} client messages already`);
     let req: unknown;
@@ -261,6 +293,7 @@ export class GatewayBackend {
 
   private onClosedFrame(msg: ClientClosed, agent: PeerInfo): void {
     const client: ClientInfo = { agent: agent.id, id: msg.client_id, session: msg.session };
+    this.forgetClient(agent.id, msg.client_id);
     this.groups.clientClosed(client, msg.reason);
     this.mailboxes.close(agent.id, msg.client_id, () => {
       for (const fn of this.closedHandlers) {
@@ -274,6 +307,7 @@ export class GatewayBackend {
   }
 
   private onRestore(msg: RestoreClients, agent: PeerInfo): void {
+    for (const c of msg.clients) this.remember(agent.id, c.client_id);
     if (this.restoredHandlers.length === 0 || this.node.stopping) return;
     this.node.log.info({ agent: agent.id, clients: msg.clients.length }, 'restoring clients');
     for (const c of msg.clients) {

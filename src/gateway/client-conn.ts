@@ -5,6 +5,7 @@ import { metricsOn } from '../observe/metrics.js';
 import { countKick, roundTripOf } from './metrics.js';
 
 const MAX_TRACKED = 64;
+const NO_SESSION: Record<string, string> = Object.freeze({});
 
 /**
  * The agent's state for one connected client. Maps are created on first
@@ -18,7 +19,10 @@ export class ClientConn {
   bound: Map<string, string> | undefined;
   /** Service name -> backend id chosen for "pass" messages (sticky). */
   sticky: Map<string, string> | undefined;
-  session: Record<string, string> = {};
+  /** Replaced, never changed in place: every client starts with the one frozen empty record. */
+  session: Record<string, string> = NO_SESSION;
+  /** Backends this client sent room messages to (a matchmaker may be none of its bound ones): told when it closes. */
+  roomPeers: Set<string> | undefined;
   /** Backend id -> names of that backend's groups this client is a member of (AgentGroups). */
   groups: Map<string, Set<string>> | undefined;
   /** seq -> backend id of requests forwarded and not yet answered, so a backend's crash answers them at once. */
@@ -96,6 +100,7 @@ export class ClientConn {
     const out = new Set<string>();
     for (const id of this.bound?.values() ?? []) out.add(id);
     for (const id of this.sticky?.values() ?? []) out.add(id);
+    for (const id of this.roomPeers ?? []) out.add(id);
     // A group member's backend hears of the close too, bound or not: members leave by themselves.
     for (const [id, names] of this.groups ?? []) if (names.size > 0) out.add(id);
     return out;

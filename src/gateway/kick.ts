@@ -20,6 +20,11 @@ export const KickCode = {
   KICKED: 9,
   /** The client stopped reading and its outbound queue overflowed. */
   SLOW_CONSUMER: 10,
+  /**
+   * Reconnect (through login) and carry on: the agent or backend holding
+   * this client is retiring and its --drain-max ran out (docs/operations.md).
+   */
+  RECONNECT: 11,
 } as const;
 
 export type KickCodeValue = (typeof KickCode)[keyof typeof KickCode];

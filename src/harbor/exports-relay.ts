@@ -15,6 +15,7 @@ import { encodeExport, EXPORTS_PREFIX, exportKey, parseExport } from '../service
 export class ExportsRelay {
   private registry: ServiceWatch | undefined;
   private centerCopies: Watch | undefined;
+  private localCopies: Watch | undefined;
   private stopped = false;
 
   constructor(
@@ -48,9 +49,13 @@ export class ExportsRelay {
       onEvent: (ev) => {
         if (ev.type === 'put') {
           if (this.theirs(ev.kv.value)) this.write(this.local.put(ev.kv.key, ev.kv.value));
-        } else {
-          this.write(this.local.delete(ev.key));
+          return;
         }
+        this.write(this.local.delete(ev.key));
+        // Deleted by hand (`gamemesh sd clearvalue` on the center) while its registration lives: put it back.
+        const desc = ev.prev ? parseExport(ev.prev.value) : undefined;
+        const live = desc && this.ours(desc) ? this.registry?.get(desc.id) : undefined;
+        if (live && this.ours(live) && exportKey(live) === ev.key) this.write(this.center.put(ev.key, encodeExport(live)));
       },
     });
     const present = new Set<string>();
@@ -60,6 +65,14 @@ export class ExportsRelay {
       await this.local.put(kv.key, kv.value);
     }
     for (const kv of await this.local.list(EXPORTS_PREFIX)) if (!present.has(kv.key)) await this.local.delete(kv.key);
+    // A copy deleted here by hand (`gamemesh sd clearvalue`) while the center still has it: put it back.
+    this.localCopies = await this.local.watch(EXPORTS_PREFIX, {
+      onEvent: (ev) => {
+        if (ev.type !== 'delete') return;
+        const kv = this.centerCopies?.get(ev.key);
+        if (kv && this.theirs(kv.value)) this.write(this.local.put(ev.key, kv.value));
+      },
+    });
   }
 
   private ours(desc: ServiceDesc): boolean {
@@ -81,5 +94,6 @@ export class ExportsRelay {
     this.stopped = true;
     this.registry?.stop();
     this.centerCopies?.stop();
+    this.localCopies?.stop();
   }
 }

@@ -18,6 +18,7 @@ import { RESPONSE_BIT } from '../service/rpc.js';
 import { decodeRoute, encodeRoute, ROUTE_SRC_HARBOR_OFFSET, type RouteHeader } from '../service/route.js';
 import { isStreamFrame } from '../service/stream/index.js';
 import { ExportsRelay } from './exports-relay.js';
+import { harbors } from './metrics.js';
 
 export interface HarborOptions {
   /** The harbor's own cluster: sdaddr, cluster, svcindex, token, listen, admin... */
@@ -30,7 +31,7 @@ export interface HarborOptions {
   centerListen?: string;
   /** Bytes queued toward one next hop before frames for it are refused with `busy`. Default 2 MiB. */
   maxQueueBytes?: number;
-  /** Frames held per target while the harbor connects to it. Default 1024. */
+  /** Frames held per target while the harbor connects to it (and, over all targets, at most maxQueueBytes of them). Default 1024. */
   maxPendingPerTarget?: number;
   /** Targets looked up and dialed at once; frames for more are refused with `busy`. Default 256. */
   maxConnecting?: number;
@@ -42,7 +43,7 @@ export interface HarborOptions {
   logger?: Logger;
 }
 
-export interface HarborCounts {
+export type HarborCounts = {
   /** Frames sent on toward another harbor or a local target. */
   forwarded: number;
   /** Requests answered `busy` because a next hop's queue was full (messages dropped likewise are counted too). */
@@ -53,7 +54,7 @@ export interface HarborCounts {
   unavailable: number;
   /** Frames dropped: unreadable, spoofed, or one-way with nowhere to go. */
   dropped: number;
-}
+};
 
 interface Waiting {
   readonly frames: Array<{ h: RouteHeader; body: Buffer; back: Link }>;
@@ -72,7 +73,13 @@ export class Harbor {
   /** Connected harbors of each other cluster, sorted by id; cleared when the center's links change. */
   private readonly byCluster = new Map<number, Array<{ addr: number }>>();
   private readonly connecting = new Map<number, Waiting>();
+  /** Body bytes held in `connecting`, over all targets. */
+  private heldBytes = 0;
   private relay: ExportsRelay | undefined;
+  /** Who to tell when a node goes away: per remote target, this cluster's nodes that sent to it... */
+  private readonly senders = new Map<number, Set<number>>();
+  /** ...and per node of this cluster, the other clusters' harbors that delivered to it. */
+  private readonly receivers = new Map<number, Set<number>>();
 
   constructor(opts: HarborOptions) {
     this.log = opts.logger ?? createLogger('harbor');
@@ -102,6 +109,22 @@ export class Harbor {
       changed();
       if (unpackAddr(peer.addr).type === HARBOR_TYPE) this.announceDown(peer.addr);
     });
+    // A node of this cluster is gone: the harbors that brought it calls tell their senders, who fail them now.
+    // (Not when this harbor stops: HarborDown says that. And only if it cannot be dialed again at once:
+    // a link that merely dropped is no reason to fail calls.)
+    this.local.on('peerDown', (peer) => {
+      const via = this.receivers.get(peer.addr);
+      if (!via || this.local.stopping) return;
+      this.local.linkTo(peer.addr, 1000).then(
+        () => undefined,
+        () => {
+          if (this.local.stopping || this.receivers.get(peer.addr) !== via) return;
+          this.receivers.delete(peer.addr);
+          const body = H.HarborPeerDown.encode({ addr: peer.addr });
+          for (const harbor of via) this.center.linkByAddr(harbor)?.session.send(H.HarborPeerDown.id, 0, body);
+        },
+      );
+    });
     this.local.addStatus(() => ({ harbor: { ...this.counts, center: this.center.logicalAddress, harbors: this.center.instances('harbor').map((p) => formatAddr(p.addr)) } }));
   }
 
@@ -109,15 +132,22 @@ export class Harbor {
     return this.local.addr;
   }
 
+  /** Harbors of other clusters linked through the center now. */
+  linkedHarbors(): number {
+    return this.center.instances('harbor').filter((p) => unpackAddr(p.addr).cluster !== this.cluster).length;
+  }
+
   async start(): Promise<this> {
     if (this.center.config.sdaddr === this.local.config.sdaddr) throw new ServiceError(`--center ${this.center.config.sdaddr} is this cluster's own discovery; the center must be another one (or another etcd prefix)`);
     await this.center.start();
+    harbors.add(this);
     try {
       await this.local.start();
       this.relay = new ExportsRelay(this.cluster, this.local.discovery, this.center.discovery, this.log);
       await this.relay.start();
     } catch (err) {
       this.relay?.stop();
+      harbors.retire(this);
       await this.local.stop();
       await this.center.stop();
       throw err;
@@ -126,6 +156,7 @@ export class Harbor {
   }
 
   async stop(): Promise<void> {
+    harbors.retire(this);
     this.relay?.stop();
     await Promise.all([this.local.stop(), this.center.stop()]);
   }
@@ -140,6 +171,7 @@ export class Harbor {
     const cluster = unpackAddr(h.dst).cluster;
     if (cluster === this.cluster) return this.deliver(h, body, link);
     if (h.srcHarbor === 0) body.writeUInt32BE(this.addr, ROUTE_SRC_HARBOR_OFFSET);
+    remember(this.senders, h.dst, h.src);
     const next = this.harborFor(cluster, h);
     if (!next) return this.bounce(h, link, 'unreachable', `no harbor of cluster ${cluster} is reachable from harbor ${formatAddr(this.addr)}`);
     this.forward(next, h, body, link);
@@ -147,11 +179,30 @@ export class Harbor {
 
   /** From another cluster's harbor: to the target, in this cluster. */
   private fromCenter(link: Link, msgId: number, body: Buffer): void {
+    if (msgId === H.HarborPeerDown.id) return this.peerGone(link, body);
     const h = msgId === H.HarborRoute.id ? decodeRoute(body) : undefined;
     // A harbor routes only for its own cluster's nodes.
     if (!h || unpackAddr(h.src).cluster !== unpackAddr(link.peerAddr).cluster) return void this.counts.dropped++;
     if (unpackAddr(h.dst).cluster !== this.cluster) return this.bounce(h, link, 'unreachable', `harbor ${formatAddr(this.addr)} does not route for cluster ${unpackAddr(h.dst).cluster}`);
+    if (h.srcHarbor !== 0) remember(this.receivers, h.dst, h.srcHarbor);
     this.deliver(h, body, link);
+  }
+
+  /** Another cluster's harbor says one of its nodes is gone: tell the nodes here that sent to it. */
+  private peerGone(link: Link, body: Buffer): void {
+    let addr: number;
+    try {
+      addr = H.HarborPeerDown.decode(body).addr;
+    } catch {
+      return void this.counts.dropped++;
+    }
+    // A harbor speaks only for its own cluster's nodes.
+    if (unpackAddr(addr).cluster !== unpackAddr(link.peerAddr).cluster) return void this.counts.dropped++;
+    const srcs = this.senders.get(addr);
+    if (!srcs) return;
+    this.senders.delete(addr);
+    const msg = H.HarborPeerDown.encode({ addr });
+    for (const src of srcs) this.local.linkByAddr(src)?.session.send(H.HarborPeerDown.id, 0, msg);
   }
 
   private harborFor(cluster: number, h: RouteHeader): Link | undefined {
@@ -177,31 +228,43 @@ export class Harbor {
     if (link) return this.forward(link, h, body, back);
     // Not linked yet: hold the frames (bounded) while one lookup and dial run, so they keep their order.
     let waiting = this.connecting.get(h.dst);
+    if (waiting && waiting.frames.length >= this.maxPending) return this.bounce(h, back, 'busy', `${this.maxPending} frames already wait for ${formatAddr(h.dst)} to connect`);
+    if (!waiting && this.connecting.size >= this.maxConnecting) return this.bounce(h, back, 'busy', `harbor ${formatAddr(this.addr)} is already connecting to ${this.maxConnecting} targets`);
+    if (this.heldBytes + body.length > this.maxQueue) return this.bounce(h, back, 'busy', `harbor ${formatAddr(this.addr)} already holds ${this.heldBytes} bytes for targets that are connecting`);
+    // A copy: the frame may be a slice of a large read buffer, which it would otherwise keep alive.
+    const held = { h, body: Buffer.from(body), back };
+    this.heldBytes += body.length;
     if (waiting) {
-      if (waiting.frames.length >= this.maxPending) return this.bounce(h, back, 'busy', `${this.maxPending} frames already wait for ${formatAddr(h.dst)} to connect`);
-      waiting.frames.push({ h, body, back });
+      waiting.frames.push(held);
       return;
     }
-    if (this.connecting.size >= this.maxConnecting) return this.bounce(h, back, 'busy', `harbor ${formatAddr(this.addr)} is already connecting to ${this.maxConnecting} targets`);
-    waiting = { frames: [{ h, body, back }] };
+    waiting = { frames: [held] };
     this.connecting.set(h.dst, waiting);
     const w = waiting;
     this.local.linkTo(h.dst, this.connectTimeoutMs).then(
       (l) => {
         this.connecting.delete(h.dst);
+        this.release(w);
         for (const f of w.frames) this.forward(l, f.h, f.body, f.back);
       },
       (err: Error) => {
         this.connecting.delete(h.dst);
+        this.release(w);
         const code = err instanceof RpcError ? err.code : 'unavailable';
         for (const f of w.frames) this.bounce(f.h, f.back, code, `harbor ${formatAddr(this.addr)}: ${err.message}`);
       },
     );
   }
 
+  private release(w: Waiting): void {
+    for (const f of w.frames) this.heldBytes -= f.body.length;
+  }
+
   private forward(next: Link, h: RouteHeader, body: Buffer, back: Link): void {
-    // A slow next hop gets no more than its share: callers see `busy` instead of the harbor's memory growing.
-    if (next.session.outboundBytes > this.maxQueue) return this.bounce(h, back, 'busy', `harbor ${formatAddr(this.addr)}: the queue toward ${formatAddr(next.peerAddr)} is full`);
+    // A slow next hop gets no new work: requests are answered `busy` and messages dropped, instead of the
+    // harbor's memory growing. Answers and cancels still go: they close calls already admitted (so they
+    // are bounded by those), and dropping one would leave its caller waiting for its deadline.
+    if (next.session.outboundBytes > this.maxQueue && (h.seq === 0 || isRequest(h))) return this.bounce(h, back, 'busy', `harbor ${formatAddr(this.addr)}: the queue toward ${formatAddr(next.peerAddr)} is full`);
     if (next.session.send(H.HarborRoute.id, 0, body)) this.counts.forwarded++;
     else this.bounce(h, back, 'unavailable', `harbor ${formatAddr(this.addr)}: the link to ${formatAddr(next.peerAddr)} is closed`);
   }
@@ -222,6 +285,17 @@ export class Harbor {
     const body = H.HarborDown.encode({ harbor });
     for (const link of this.local.links()) link.session.send(H.HarborDown.id, 0, body);
   }
+}
+
+/** Bounded bookkeeping: at most MAX_TRACKED keys of MAX_TRACKED values each (past that, the oldest key goes). */
+const MAX_TRACKED = 4096;
+function remember(map: Map<number, Set<number>>, key: number, value: number): void {
+  let set = map.get(key);
+  if (!set) {
+    if (map.size >= MAX_TRACKED) map.delete(map.keys().next().value as number);
+    map.set(key, (set = new Set()));
+  }
+  if (set.size < MAX_TRACKED) set.add(value);
 }
 
 function isRequest(h: RouteHeader): boolean {

@@ -261,7 +261,8 @@ export class Hub extends EventEmitter<HubEvents> implements PubSub {
 
   /** After every answer: once a hub has nothing pending, it is in step with us. */
   private settled(hub: HubLink): void {
-    if (hub.pending > 0 || this.hubs.get(hub.id) !== hub) return;
+    // A request waiting to be retried means the hub is not in step yet.
+    if (hub.pending > 0 || hub.retries.size > 0 || this.hubs.get(hub.id) !== hub) return;
     this.flush();
     this.emit('synced', hub.id);
     if (this.synced) for (const resolve of this.syncWaiters.splice(0)) resolve();

@@ -2,6 +2,7 @@
  * Which gateway (agent) a player is sent to: the least-loaded one with room,
  * from discovery's cached view of the agents' registrations.
  */
+import { admitted } from '../discovery/admission.js';
 import type { Discovery, ServiceDesc, ServiceWatch } from '../discovery/types.js';
 import { groupMatcher } from '../service/link-rules.js';
 import { memoryRatio, memoryRefusal } from '../discovery/memory.js';
@@ -123,9 +124,12 @@ export class AgentPicker {
     return new AgentPicker(await discovery.watchServices('agent'), inGroup, options.available ?? (() => true), options.random ?? Math.random, options.visible ?? (() => true), options.strategy ?? 'least-loaded');
   }
 
-  /** Available agents in the group, whether or not they have room. */
+  /** Agents in the group that admission admits (available, not retiring, newest version), whether or not they have room. */
   agents(): ServiceDesc[] {
-    return this.watch.list().filter((d) => this.inGroup(d.meta['group'] ?? '') && this.available(d.id) && this.visible(d));
+    return admitted(
+      this.watch.list().filter((d) => this.inGroup(d.meta['group'] ?? '') && this.visible(d)),
+      (id) => ({ available: this.available(id) }),
+    );
   }
 
   /** How many agents could take a player now; nothing is counted. */

@@ -5,6 +5,8 @@
  * The same server serves the demo's static web page.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DiscoveryError } from '../discovery/types.js';
 import type { Logger } from '../log/index.js';
 import type { ServiceNode } from '../service/node.js';
@@ -18,6 +20,15 @@ import { countLogin, loginResult } from './metrics.js';
 
 export const MAX_LOGIN_BODY = 8 * 1024;
 export const NO_AGENT_MESSAGE = 'no gateway (agent) is available right now';
+/** Where pages find the browser build of the client SDK (scripts/build-web.mjs makes it), whatever folder is served. */
+export const CLIENT_SDK_PATH = '/gamemesh/client.js';
+/** This file runs as dist/src/login/server.js; the bundle is dist/browser/. */
+const SDK_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'browser');
+let sdkRoot: Promise<string> | undefined;
+const sdkDir = () => (sdkRoot ??= staticRoot(SDK_DIR)).catch(() => {
+  sdkRoot = undefined;
+  throw new HttpError(404, 'the browser build of the client SDK is missing (npm run build makes it)');
+});
 
 export interface LoginOptions {
   /** A started node; the login uses its discovery, group and logger, and does not stop it. */
@@ -148,6 +159,7 @@ async function handle(ctx: Handler, req: IncomingMessage, res: ServerResponse): 
   }
   if (pathname.startsWith('/api/')) throw new HttpError(404, `no endpoint ${pathname}`);
   if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(req, 'GET, HEAD');
+  if (pathname === CLIENT_SDK_PATH || pathname === `${CLIENT_SDK_PATH}.map`) return serveStatic(req, res, await sdkDir(), pathname.replace('/gamemesh/client', '/gamemesh-client'));
   if (!ctx.root) throw new HttpError(404, 'not found (no static files are served)');
   await serveStatic(req, res, ctx.root, pathname);
 }

@@ -1,22 +1,24 @@
 import { EventEmitter } from 'node:events';
-import { definedOnly } from './options.js';
 import type { SharedFrame } from './shared-frame.js';
+import { joinTicks, leaveTicks, type Ticking } from './tick-groups.js';
 import { allocSessionId, HEARTBEAT_MSG_ID, SESSION_DEFAULTS, type Session, type SessionEvents, type SessionOptions, type SessionTransport } from './session.js';
 
 const EMPTY = new Uint8Array(0);
 
 /**
  * What TCP, WebSocket and KCP sessions share: the close-once state machine, the
- * outbound cap, and one timer that does both idle detection and heartbeats.
+ * outbound cap, and one periodic check (shared with the sessions of the same
+ * period) that does both idle detection and heartbeats.
  */
-export abstract class BaseSession extends EventEmitter<SessionEvents> implements Session {
+export abstract class BaseSession extends EventEmitter<SessionEvents> implements Session, Ticking {
   readonly id = allocSessionId();
   abstract readonly transport: SessionTransport;
   protected readonly opts: Required<SessionOptions>;
   private closedFlag = false;
   private lastRecv = Date.now();
   protected lastSend = Date.now();
-  private timer: NodeJS.Timeout | undefined;
+  /** The period of the tick group this session is in (0: none). */
+  private tickMs = 0;
 
   readonly connectedAt: number;
 
@@ -27,18 +29,25 @@ export abstract class BaseSession extends EventEmitter<SessionEvents> implements
   ) {
     super();
     this.connectedAt = connectedAt;
-    this.opts = { ...SESSION_DEFAULTS, ...definedOnly(options) };
+    // Only the session's own four fields, in one order: listener options (host, port...) are not
+    // copied into every session (memory per client is a target), and every session shares one map.
+    this.opts = {
+      maxFrame: options.maxFrame ?? SESSION_DEFAULTS.maxFrame,
+      maxOutbound: options.maxOutbound ?? SESSION_DEFAULTS.maxOutbound,
+      idleTimeoutMs: options.idleTimeoutMs ?? SESSION_DEFAULTS.idleTimeoutMs,
+      heartbeatMs: options.heartbeatMs ?? SESSION_DEFAULTS.heartbeatMs,
+    };
     this.startTimer();
   }
 
   private startTimer(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    if (this.tickMs > 0) leaveTicks(this, this.tickMs);
+    this.tickMs = 0;
     const { idleTimeoutMs, heartbeatMs } = this.opts;
     const tick = Math.min(idleTimeoutMs || Infinity, heartbeatMs || Infinity);
     if (tick !== Infinity) {
-      this.timer = setInterval(() => this.onTick(), Math.max(10, Math.floor(tick / 2)));
-      this.timer.unref();
+      this.tickMs = Math.max(10, Math.floor(tick / 2));
+      joinTicks(this, this.tickMs);
     }
   }
 
@@ -81,7 +90,8 @@ export abstract class BaseSession extends EventEmitter<SessionEvents> implements
   close(reason: string, error?: Error): void {
     if (this.closedFlag) return;
     this.closedFlag = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.tickMs > 0) leaveTicks(this, this.tickMs);
+    this.tickMs = 0;
     this.shutdown(error !== undefined);
     this.emit('close', reason, error);
   }
@@ -104,8 +114,8 @@ export abstract class BaseSession extends EventEmitter<SessionEvents> implements
   /** Release the transport; `abort` means drop unsent data. */
   protected abstract shutdown(abort: boolean): void;
 
-  private onTick(): void {
-    const now = Date.now();
+  /** Idle detection and heartbeats, every tick of the session's group (tick-groups.ts). */
+  tick(now: number): void {
     const { idleTimeoutMs, heartbeatMs } = this.opts;
     if (idleTimeoutMs > 0 && now - this.lastRecv > idleTimeoutMs) {
       this.close(`idle for over ${idleTimeoutMs} ms`);

@@ -134,7 +134,8 @@ export function listenTcp<S extends Session = TcpSession>(
     }
     const session = create(socket, options);
     sessions.add(session);
-    session.once('close', () => sessions.delete(session));
+    // `on`, not `once`: a session emits close exactly once, and once() costs a bound wrapper per client.
+    session.on('close', () => sessions.delete(session));
     onSession(session);
   });
   return new Promise((resolve, reject) => {

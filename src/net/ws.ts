@@ -147,7 +147,7 @@ export function listenWs<S extends Session = WsSession>(
 ): Promise<WsListener<S>> {
   const sessions = new Set<S>();
   /** Accepted sockets whose upgrade has not completed, with their deadline and accept time. */
-  const upgrading = new Map<Socket, { timer: NodeJS.Timeout; at: number }>();
+  const upgrading = new Map<Socket, { timer: NodeJS.Timeout; at: number; onClose: () => void }>();
   const maxFrame = options.maxFrame ?? 1024 * 1024;
   const upgradeTimeoutMs = options.upgradeTimeoutMs ?? 10_000;
   // Our own HTTP server rather than ws's, so that a connection which never
@@ -169,11 +169,12 @@ export function listenWs<S extends Session = WsSession>(
       socket.destroy();
     }, upgradeTimeoutMs);
     timer.unref();
-    upgrading.set(socket, { timer, at: Date.now() });
-    socket.once('close', () => {
+    const onClose = (): void => {
       clearTimeout(timer);
       upgrading.delete(socket);
-    });
+    };
+    upgrading.set(socket, { timer, at: Date.now(), onClose });
+    socket.once('close', onClose);
   });
   const wss = new WebSocketServer({
     server,
@@ -190,10 +191,13 @@ export function listenWs<S extends Session = WsSession>(
     if (pending) {
       clearTimeout(pending.timer);
       upgrading.delete(req.socket);
+      // Not kept for the connection's life: it would hold the timer and its closure (memory per client).
+      req.socket.off('close', pending.onClose);
     }
     const session = create(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`, options, pending?.at, req.socket);
     sessions.add(session);
-    session.once('close', () => sessions.delete(session));
+    // `on`, not `once`: a session emits close exactly once, and once() costs a bound wrapper per client.
+    session.on('close', () => sessions.delete(session));
     onSession(session, req);
   });
   // Errors of the listening socket come through the HTTP server (ws re-emits them).

@@ -69,6 +69,12 @@ export class RoomHost {
       // The agent forgot this backend's groups with the link; its members are dropped like closed clients.
       for (const [key, seat] of [...this.byRef]) if (key.startsWith(`${peer.id}/`)) this.drop(seat.room, seat.member, `the link to ${peer.id} went down`);
     });
+    // A retiring host (a newer version is live) stays up while its rooms hold seats (DOMI's rollout).
+    this.node.addHold(() => {
+      let seats = 0;
+      for (const room of this.roomsById.values()) seats += room.size;
+      return seats;
+    });
     this.node.on('stopping', () => {
       for (const room of [...this.roomsById.values()]) this.dispose(room);
     });
@@ -121,7 +127,7 @@ export class RoomHost {
     try {
       return await this.seatOrThrow(req);
     } catch (err) {
-      if (err instanceof RoomError) return { ok: false, code: err.code, error: err.message, room_id: req.room_id, clients: 0, max_clients: 0, locked: false };
+      if (err instanceof RoomError) return refusal(err.code, err.message, req.room_id);
       throw err;
     }
   }
@@ -130,6 +136,8 @@ export class RoomHost {
     if (this.node.stopping) throw new RoomError('unavailable', `${this.node.id} is shutting down`);
     const ref: ClientInfo = { agent: req.client_agent, id: req.client_id, session: req.session };
     if (req.method === 'reconnect') return this.reconnect(req, ref);
+    // Retiring: members it has may come back (above), new ones go to the newer version.
+    if (this.node.retiring) return refusal('unavailable', `${this.node.id} is retiring: it takes no new members`, req.room_id);
     const options = parseOptions(req.options);
     let room: Room<unknown>;
     if (req.create) {
@@ -153,10 +161,11 @@ export class RoomHost {
       this.startClock(room);
     } else {
       const found = this.roomsById.get(req.room_id);
-      if (!found || found.disposed || found.creating) throw new RoomError('room_not_found', `no room ${req.room_id.slice(0, 80)} on ${this.node.id}`);
+      // Refusals a matchmaker meets often are answered without an Error (its stack costs more than the check).
+      if (!found || found.disposed || found.creating) return refusal('room_not_found', `no room ${req.room_id.slice(0, 80)} on ${this.node.id}`, req.room_id);
       room = found;
-      if (room.locked) throw new RoomError('room_locked', `room ${room.id} is locked`);
-      if (room.size >= room.maxClients) throw new RoomError('room_full', `room ${room.id} is full (${room.maxClients})`);
+      if (room.locked) return refusal('room_locked', `room ${room.id} is locked`, room.id);
+      if (room.size >= room.maxClients) return refusal('room_full', `room ${room.id} is full (${room.maxClients})`, room.id);
       // The seat is reserved here, before anything awaits: two joins never get the last seat.
       room.reserved++;
       clearTimeout(room.disposeTimer);
@@ -360,6 +369,10 @@ export class RoomHost {
   replyError(client: ClientRef, seq: number, code: RoomErrorCode | string, message: string): void {
     this.backend.send(client, C.Error, { code, message }, seq);
   }
+}
+
+function refusal(code: RoomErrorCode, error: string, roomId: string): SeatResp {
+  return { ok: false, code, error, room_id: roomId, clients: 0, max_clients: 0, locked: false };
 }
 
 const RAW: Record<number, MessageType<Uint8Array>> = {};

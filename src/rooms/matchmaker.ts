@@ -1,3 +1,4 @@
+import { admission, admitted, newestVersions } from '../discovery/admission.js';
 import { memoryRatio, memoryRefusal } from '../discovery/memory.js';
 import type { ServiceDesc, ServiceWatch } from '../discovery/types.js';
 import type { ClientContext } from '../gateway/backend.js';
@@ -14,6 +15,8 @@ const NOTE_MS = 2000;
 const FULL_MS = 1000;
 /** Rounds of (try the rooms, wait for or make a new one) before a join gives up. */
 const MAX_ROUNDS = 8;
+/** Rooms tried per round before looking for one being made. */
+const MAX_TRIES = 16;
 
 interface Note {
   readonly room: ListedRoom;
@@ -52,6 +55,9 @@ export class Matchmaker {
   private readonly notes = new Map<string, Note>();
   private readonly fullUntil = new Map<string, number>();
   private readonly creating = new Map<string, Creation[]>();
+  private readonly listings = new Map<string, { text: string; rooms: ListedRoom[] }>();
+  /** The service's instances in this node's group, this one included, as of the last others(). */
+  private group: ServiceDesc[] = [];
 
   constructor(
     private readonly host: RoomHost,
@@ -104,7 +110,12 @@ export class Matchmaker {
     if (!def) throw new RoomError('unknown_room_type', `no room type "${type.slice(0, 64)}" on ${this.host.node.id}`);
     const key = `${type}\n${canonical(filter, def.filterBy)}`;
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      for (const c of await this.candidates(type, filter, def.filterBy)) {
+      // One room at a time, chosen afresh: while a seat request is out, other joins fill rooms too.
+      for (let tries = 0; tries < MAX_TRIES; tries++) {
+        const others = await this.others(true);
+        // Picked and counted in one synchronous step: concurrent joins see each other's pending seats.
+        const c = this.best(type, filter, def.filterBy, others);
+        if (!c) break;
         const id = c.room.id;
         this.pending.set(id, (this.pending.get(id) ?? 0) + 1);
         let res: SeatResp;
@@ -171,47 +182,71 @@ export class Matchmaker {
     const scored: Array<{ addr: string; ratio: number; rooms: number; tie: number }> = [];
     const self = node.memory.sample();
     const mine = node.memory.refusal(node.id);
-    if (mine === undefined && !node.stopping) scored.push({ addr: node.logicalAddress, ratio: self.ratio, rooms: this.host.rooms().length, tie: Math.random() });
+    if (mine === undefined && !node.stopping && !node.retiring) scored.push({ addr: node.logicalAddress, ratio: self.ratio, rooms: this.host.rooms().length, tie: Math.random() });
     else if (mine !== undefined) refusals.push(mine);
-    for (const desc of await this.others()) {
-      const why = memoryRefusal(desc);
+    else if (node.retiring) refusals.push(`${node.id} is retiring`);
+    const others = await this.others();
+    // Versions are compared over every instance, this one included: a newer one here makes the others outdated.
+    const newest = newestVersions(this.group, (id) => node.nodeState(id).available);
+    for (const desc of others) {
+      // The cluster's one admission rule (available, not retiring, newest version), then memory.
+      const admit = admission(desc, { state: node.nodeState(desc.id), newest: newest(desc) });
+      const why = admit.admit ? memoryRefusal(desc) : admit.reason;
       if (why !== undefined) {
         refusals.push(why);
         continue;
       }
       const addr = desc.meta['addr'];
-      if (!addr || !node.nodeState(desc.id).available) continue;
-      scored.push({ addr, ratio: memoryRatio(desc.meta), rooms: decodeListing(desc.meta[ROOM_LISTING_META]).length, tie: Math.random() });
+      if (!addr) continue;
+      scored.push({ addr, ratio: memoryRatio(desc.meta), rooms: this.listingOf(desc).length, tie: Math.random() });
     }
     // Memory in whole percents first; among nodes within a percent, the one with fewer rooms.
     scored.sort((a, b) => Math.round(a.ratio * 100) - Math.round(b.ratio * 100) || a.rooms - b.rooms || a.tie - b.tie);
     return { hosts: scored.map((s) => s.addr), refusals };
   }
 
-  /** Joinable rooms of the type matching the filter, fullest first (rooms fill before new ones open). */
-  private async candidates(type: string, filter: RoomOptions, filterBy: readonly string[] | undefined): Promise<Candidate[]> {
+  /** The fullest joinable room of the type matching the filter (rooms fill before new ones open); synchronous. */
+  private best(type: string, filter: RoomOptions, filterBy: readonly string[] | undefined, others: readonly ServiceDesc[]): Candidate | undefined {
     const now = Date.now();
-    const out: Array<Candidate & { taken: number }> = [];
+    let best: Candidate | undefined;
+    let bestTaken = -1;
     const seen = new Set<string>();
     const consider = (room: ListedRoom, addr: string, exact: boolean) => {
       seen.add(room.id);
-      if (room.type !== type || (this.fullUntil.get(room.id) ?? 0) > now || !matches(room.options, filter, filterBy)) return;
+      if (room.type !== type) return;
       const note = this.notes.get(room.id);
-      const clients = !exact && note && now - note.at < NOTE_MS ? Math.max(note.room.clients, room.clients) : room.clients;
+      const fresh = note !== undefined && now - note.at < NOTE_MS;
+      const clients = !exact && fresh ? Math.max(note.room.clients, room.clients) : room.clients;
       const taken = clients + (this.pending.get(room.id) ?? 0);
-      if (taken < room.max) out.push({ room, addr, taken });
+      if (taken >= room.max || taken < bestTaken || (taken === bestTaken && best !== undefined && room.id > best.room.id)) return;
+      if ((this.fullUntil.get(room.id) ?? 0) > now || !matches(room.options, filter, filterBy)) return;
+      best = { room, addr };
+      bestTaken = taken;
     };
-    for (const room of this.host.listing()) consider(room, this.host.node.logicalAddress, true);
-    for (const desc of await this.others()) {
+    const self = this.host.node.logicalAddress;
+    // A retiring instance (a newer version is live, or it is drained) seats no one new (docs/operations.md).
+    if (!this.host.node.retiring) for (const room of this.host.listing()) consider(room, self, true);
+    for (const desc of others) {
       const addr = desc.meta['addr'];
-      if (addr) for (const room of decodeListing(desc.meta[ROOM_LISTING_META])) consider(room, addr, false);
+      if (addr) for (const room of this.listingOf(desc)) consider(room, addr, false);
     }
     // Rooms a host has just answered for, before its listing shows them.
-    for (const [id, n] of this.notes) if (!seen.has(id) && now - n.at < NOTE_MS && n.addr !== this.host.node.logicalAddress) consider(n.room, n.addr, false);
+    for (const [id, n] of this.notes) {
+      if (now - n.at >= NOTE_MS) this.notes.delete(id);
+      else if (!seen.has(id) && n.addr !== self) consider(n.room, n.addr, false);
+    }
     for (const [id, until] of this.fullUntil) if (until <= now) this.fullUntil.delete(id);
-    for (const [id, n] of this.notes) if (now - n.at >= NOTE_MS) this.notes.delete(id);
-    out.sort((a, b) => b.taken - a.taken || (a.room.id < b.room.id ? -1 : 1));
-    return out;
+    return best;
+  }
+
+  /** A host's listing, decoded once per version of its registration. */
+  private listingOf(desc: ServiceDesc): ListedRoom[] {
+    const text = desc.meta[ROOM_LISTING_META] ?? '';
+    const cached = this.listings.get(desc.id);
+    if (cached?.text === text) return cached.rooms;
+    const rooms = decodeListing(text);
+    this.listings.set(desc.id, { text, rooms });
+    return rooms;
   }
 
   private note(res: SeatResp, addr: string, type: string, options: RoomOptions): void {
@@ -231,8 +266,8 @@ export class Matchmaker {
     }
   }
 
-  /** The other live instances of this service in this node's group. */
-  private async others(): Promise<ServiceDesc[]> {
+  /** The other live instances of this service in this node's group; with `admittedOnly`, those admission admits (not retiring, newest version). */
+  private async others(admittedOnly = false): Promise<ServiceDesc[]> {
     const node = this.host.node;
     if (!this.watch) {
       const opening = node.discovery.watchServices(node.name);
@@ -244,7 +279,10 @@ export class Matchmaker {
       });
     }
     const watch = await this.watch;
-    return watch.list().filter((d) => d.id !== node.id && (d.meta['group'] ?? '') === node.config.svcgroup);
+    // Only hosts this node may see: its cluster's, or exported ones (docs/clusters.md).
+    this.group = watch.list().filter((d) => (d.meta['group'] ?? '') === node.config.svcgroup && node.canSee(d));
+    const live = admittedOnly ? admitted(this.group, (id) => node.nodeState(id)) : this.group;
+    return live.filter((d) => d.id !== node.id);
   }
 }
 

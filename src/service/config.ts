@@ -63,6 +63,12 @@ export interface ServiceConfig {
   readonly listen: string;
   /** host:port of the admin HTTP port (/metrics, /status); '' = off; port 0 picks a free one. */
   readonly admin: string;
+  /** This instance's version of its service (>= 1): a live higher version of the same service and group retires it (docs/operations.md). */
+  readonly svcversion: number;
+  /** Seconds a retiring instance waits for its clients to leave before it kicks them with "reconnect" and exits. */
+  readonly 'drain-max': number;
+  /** Seconds a graceful stop (SIGTERM, Ctrl+C, POST /stop) lets work in flight finish before the process exits anyway. */
+  readonly 'stop-timeout': number;
   /** Pub/sub backend: '' is the hub service; `nats://host:port[,host:port]` is NATS (src/hub/nats). */
   readonly hub: string;
   /** NATS auth for --hub: a token, or a user and password. */
@@ -112,7 +118,10 @@ export const STANDARD_FLAGS = {
   token: { type: 'string', default: '', description: 'cluster secret' },
   cluster: { type: 'integer', default: 1, description: `cluster number of logical addresses (0..${MAX_CLUSTER})`, validate: inRange(0, MAX_CLUSTER) },
   listen: { type: 'string', default: '127.0.0.1:0', description: "host:port of the service's own port", validate: checkHostPort },
-  admin: { type: 'string', default: '', description: "host:port of the admin HTTP port (/metrics, /status; needs the token as a bearer token); '' = off", validate: (v: string) => (v === '' ? undefined : checkHostPort(v)) },
+  admin: { type: 'string', default: '', description: "host:port of the admin HTTP port (/metrics, /status, /drain, /stop; needs the token as a bearer token); '' = off", validate: (v: string) => (v === '' ? undefined : checkHostPort(v)) },
+  svcversion: { type: 'integer', default: 1, description: 'version of this instance; a live higher version of the same service retires it', validate: inRange(1, 2 ** 31 - 1) },
+  'drain-max': { type: 'number', default: 600, description: 'seconds a retiring instance waits for its clients to leave, then kicks them to reconnect elsewhere', validate: positiveUpTo(7 * 24 * 3600) },
+  'stop-timeout': { type: 'number', default: 8, description: 'seconds a graceful stop waits for work in flight before exiting anyway', validate: positiveUpTo(3600) },
   hub: { type: 'string', default: '', description: "pub/sub backend: '' = the hub service, nats://host:port[,host:port] = NATS", validate: checkHub },
   hubtoken: { type: 'string', default: '', description: 'NATS token for --hub nats://' },
   hubuser: { type: 'string', default: '', description: 'NATS user for --hub nats:// (with --hubpass)' },
@@ -354,6 +363,10 @@ function defaultOf(spec: FlagSpec): unknown {
 
 function inRange(min: number, max: number): (v: number) => string | undefined {
   return (v) => (v < min || v > max ? `expected ${min}..${max}` : undefined);
+}
+
+function positiveUpTo(max: number): (v: number) => string | undefined {
+  return (v) => (v > 0 && v <= max ? undefined : `expected a number of seconds over 0, at most ${max}`);
 }
 
 function checkHostPort(v: string): string | undefined {

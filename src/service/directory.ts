@@ -5,6 +5,7 @@
  * registration, which must not take an id or address another live node
  * holds.
  */
+import { admission, newestVersions } from '../discovery/admission.js';
 import { NODE_STATE_PREFIX, nodeStateId, nodeStateKey, parseNodeState, type NodeState } from '../discovery/node-state.js';
 import type { EventEmitter } from 'node:events';
 import { RegistrationConflict, type Discovery, type ServiceDesc, type ServiceWatch, type Watch } from '../discovery/types.js';
@@ -50,13 +51,16 @@ export class Directory {
     return this.state(id).available;
   }
 
-  /** Logical addresses of the live, available nodes of a type, in address order. */
+  /** Logical addresses of the live nodes of a type that admission admits (available, not retiring, newest version), in address order. */
   async addrsByType(type: number): Promise<string[]> {
     const found: Array<[number, string]> = [];
-    for (const desc of [...(await this.allServices()).list(), ...(this.exports?.list() ?? [])]) {
+    const all = [...(await this.allServices()).list(), ...(this.exports?.list() ?? [])].filter((d) => this.visible(d));
+    const newest = newestVersions(all, (id) => this.available(id));
+    for (const desc of all) {
       const text = desc.meta['addr'];
       const addr = text ? tryParse(text) : undefined;
-      if (addr !== undefined && unpackAddr(addr).type === type && this.available(desc.id) && this.visible(desc)) found.push([addr, text as string]);
+      if (addr === undefined || unpackAddr(addr).type !== type) continue;
+      if (admission(desc, { state: this.state(desc.id), newest: newest(desc) }).admit) found.push([addr, text as string]);
     }
     return found.sort((a, b) => a[0] - b[0]).map(([, text]) => text);
   }

@@ -1,6 +1,12 @@
 import { RegistrationConflict } from '../discovery/types.js';
 import { closeLogs, createLogger, setupLogging } from '../log/index.js';
 import { ConfigError, helpText, loadConfig, type FlagSpecs, type LoadedConfig, type ServiceConfig } from './config.js';
+import { onExitRequest } from './lifecycle.js';
+
+/** Beyond --stop-timeout: deregistering (up to 2 s) and closing ports. Past both, the process exits anyway. */
+const STOP_MARGIN_MS = 4000;
+/** After a stop, how long something left running (a stuck handler's timer) may keep the process alive. */
+const LINGER_MS = 1000;
 
 export interface Stoppable {
   stop(): Promise<void>;
@@ -19,7 +25,11 @@ export interface ServiceMainOptions<F extends FlagSpecs> {
 /**
  * The standard life of a service process: configuration from flags, env
  * and flagfile; logging set up from it; start; a graceful stop on SIGTERM or
- * SIGINT; logs flushed before exit. Resolves with the exit code.
+ * SIGINT (or when the service retires, or POST /stop on its admin port);
+ * logs flushed before exit. Resolves with the exit code. A stop that takes
+ * longer than --stop-timeout plus a margin (a handler that never returns,
+ * a hook that ignores its deadline) ends the process with code 1; one that
+ * finished exits even if a timer is left running.
  */
 export async function serviceMain<const F extends FlagSpecs>(options: ServiceMainOptions<F>): Promise<number> {
   let loaded: LoadedConfig<F>;
@@ -46,26 +56,38 @@ export async function serviceMain<const F extends FlagSpecs>(options: ServiceMai
     await closeLogs();
     return 1;
   }
+  const stopTimeoutMs = (loaded.config['stop-timeout'] ?? 8) * 1000;
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: string) => {
+    const stop = (signal: string, okCode = 0) => {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, 'stopping');
+      const hard = setTimeout(() => {
+        log.fatal({ stopTimeoutSec: stopTimeoutMs / 1000 }, 'the stop did not finish in time; exiting anyway');
+        process.stderr.write(`${options.program}: the stop did not finish within ${(stopTimeoutMs + STOP_MARGIN_MS) / 1000} s; exiting anyway\n`);
+        void closeLogs().finally(() => process.exit(1));
+      }, stopTimeoutMs + STOP_MARGIN_MS);
+      hard.unref();
       service
         .stop()
         .then(
-          () => 0,
+          () => okCode,
           (err: Error) => {
             log.error({ err }, 'stop failed');
             return 1;
           },
         )
         .then(async (code) => {
+          clearTimeout(hard);
+          offExit();
           await closeLogs();
+          // Only fires if something (a handler cut off by the stop timeout) still keeps the event loop alive.
+          setTimeout(() => process.exit(code), LINGER_MS).unref();
           resolve(code);
         });
     };
+    const offExit = onExitRequest((code, reason) => stop(reason, code));
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });

@@ -17,15 +17,22 @@ export class MemoryMonitor {
   readonly threshold: number;
   private timer: NodeJS.Timeout | undefined;
   private reported: MemoryReport | undefined;
+  private last: MemoryReport | undefined;
+  private lastAt = 0;
 
   constructor(limitBytes = 0, threshold = DEFAULT_MEM_THRESHOLD) {
     this.limit = limitBytes > 0 ? limitBytes : cgroupLimit() ?? totalmem();
     this.threshold = threshold > 0 && threshold <= 1 ? threshold : DEFAULT_MEM_THRESHOLD;
   }
 
+  /** The current use; reading RSS costs a few microseconds, so a sample is reused for 50 ms. */
   sample(): MemoryReport {
+    const now = performance.now();
+    if (this.last && now - this.lastAt < 50) return this.last;
     const rss = process.memoryUsage.rss();
-    return { rss, limit: this.limit, ratio: rss / this.limit, threshold: this.threshold };
+    this.last = { rss, limit: this.limit, ratio: rss / this.limit, threshold: this.threshold };
+    this.lastAt = now;
+    return this.last;
   }
 
   /** Why this node takes no new clients or rooms now, or undefined. */

@@ -41,9 +41,11 @@ export const S = {
 } as const;
 
 export interface HarborDown { harbor: number }
+export interface HarborPeerDown { addr: number }
 
 /** Harbor frames (src/service/route.ts, src/harbor). HarborRoute's body is a raw route header and the inner body. */
 export const H = {
   HarborRoute: t<Record<string, never>>('HarborRoute'),
   HarborDown: t<HarborDown>('HarborDown'),
+  HarborPeerDown: t<HarborPeerDown>('HarborPeerDown'),
 } as const;

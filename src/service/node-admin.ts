@@ -24,7 +24,13 @@ export interface NodeStatus {
   /** host:port of the link listener. */
   readonly address: string;
   readonly group: string;
+  readonly version: number;
+  /** new, starting, running, retiring, stopping, stopped. */
   readonly state: string;
+  /** While retiring: why, and since when. */
+  readonly retiring: { readonly reason: string; readonly sinceMs: number } | undefined;
+  /** What holds a retiring node (clients, bindings). */
+  readonly holding: number;
   readonly ready: boolean;
   readonly load: number;
   readonly links: readonly NodeLinkStatus[];

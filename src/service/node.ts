@@ -20,6 +20,9 @@ import { Selector, type Strategy } from './select.js';
 import type { AdminServer } from './admin.js';
 import { memoryStatus, startNodeAdmin, type NodeStatus } from './node-admin.js';
 import { sendTraceContext } from './trace.js';
+import { addRolloutRoutes, Retirement } from './retire.js';
+import { READY_META, RETIRING, STATE_META, VERSION_META, versionScope } from '../discovery/admission.js';
+import { updateNodeState } from '../discovery/node-state.js';
 import { context, tracingOn, type Context } from '../observe/tracing.js';
 import { StreamHub, type MeshStream, type OpenStreamOptions, type StreamHandler, type StreamOptions } from './stream/index.js';
 import { resolveServiceType } from './type-table.js';
@@ -41,6 +44,12 @@ export interface NodeConfig {
   svctype: number;
   /** host:port of the admin HTTP port; '' or undefined = none. */
   admin?: string;
+  /** This instance's version (default 1): a live higher version of the same service and group retires it. */
+  svcversion?: number;
+  /** Seconds a retiring node waits for its clients before kicking them to reconnect (default 600). */
+  'drain-max'?: number;
+  /** Seconds a graceful stop waits for work in flight (default 8; shutdownTimeoutMs overrides it). */
+  'stop-timeout'?: number;
   /** Pub/sub backend for createHub: '' or undefined = the hub service; nats://... = NATS, with its credentials. */
   hub?: string;
   hubtoken?: string;
@@ -103,6 +112,12 @@ export interface ServiceNodeEvents {
   stopping: [];
   /** Another process took this node's id or address while it was cut off; without a listener: stop, exit 1. */
   conflict: [err: RegistrationConflict];
+  /** It takes no new work from now on (a newer version is live, or it was drained); what it has, it keeps serving. */
+  retiring: [reason: string];
+  /** --drain-max passed while retiring: kick what is left with KickCode.RECONNECT now; the node exits right after. */
+  drainTimeout: [];
+  /** Retiring is over (nothing holds it, or drain-max): the process exits with code 0 next. */
+  retired: [];
 }
 
 const DEFAULT_CONFIG: NodeConfig = { sdaddr: '127.0.0.1:8900', svcgroup: 'dev', svcindex: 0, wanip: '', cluster: 1, listen: '127.0.0.1:0', token: undefined, svctype: -1 };
@@ -143,6 +158,8 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   private adminServer: AdminServer | undefined;
   private readonly statusSources: Array<() => Record<string, unknown>> = [];
   private readonly startedAt = Date.now();
+  private readonly retirement: Retirement;
+  private readonly holds: Array<() => number> = [];
   private readonly routes: RouteTable;
   private routedHandler: ((link: Link, msgId: number, body: Buffer) => void) | undefined;
   /** This process's memory against its limit, reported in the registration (placement by memory). */
@@ -180,6 +197,8 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       },
       peerDown: (peer, reason) => this.emit('peerDown', peer, reason),
       peerGone: (peer) => this.emit('peerGone', peer),
+      // A node of another cluster that dialed in (this node is exported) is not picked unless it is exported too.
+      selectable: (peer) => this.opts.allClusters === true || peer.addr === 0 || unpackAddr(peer.addr).cluster === this.config.cluster || peer.desc?.meta[EXPORT_META] === '1',
       routed: (link, msgId, body) => {
         if (this.routedHandler) return this.routedHandler(link, msgId, body);
         // Only a harbor of this cluster routes to this node.
@@ -187,11 +206,31 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
         if (from.type === HARBOR_TYPE && from.cluster === this.config.cluster) this.routes.onFrame(link, msgId, body);
       },
     });
+    this.retirement = new Retirement({
+      id: this.id,
+      name: this.name,
+      scope: () => versionScope({ id: this.id, name: this.name, meta: { group: this.config.svcgroup, addr: this.logicalAddress } }),
+      version: this.config.svcversion ?? 1,
+      drainMaxMs: (this.config['drain-max'] ?? 600) * 1000,
+      log: this.log,
+      discovery: () => this.discovery,
+      available: (id) => this.directory?.available(id) ?? true,
+      setMeta: (meta) => this.setMeta(meta),
+      busy: () => this.rpc.inflight + this.holds.reduce((n, fn) => n + fn(), 0),
+      announceDraining: () => {
+        for (const p of this.peers.all()) p.link?.session.send(L.Draining.id, 0, L.Draining.encode({}));
+      },
+      retiring: (reason) => this.emit('retiring', reason),
+      drainTimeout: () => this.emit('drainTimeout'),
+      retired: () => this.emit('retired'),
+      stop: () => this.stop(),
+    });
     this.routes = new RouteTable({
       addr: () => this.identity.addr,
       harbors: () => this.peers.instances('harbor').filter((p) => unpackAddr(p.addr).cluster === this.config.cluster),
       dispatch: (link, peer, msgId, seq, body) => this.rpc.dispatch(link, peer, msgId, seq, body),
       closed: (link, reason) => this.rpc.linkClosed(link, reason),
+      busy: (link) => this.rpc.busyOn(link),
     });
   }
 
@@ -274,25 +313,49 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     // The type first: links announce the logical address from their first frame.
     const type = await resolveServiceType(this.disco, this.name, this.fixedType);
     this.identity.addr = packAddr({ cluster: this.config.cluster, type, index: this.config.svcindex });
-    this.directory = new Directory(this.disco, (id) => this.peers.stateChanged(id), (d) => this.canSee(d));
-    await this.directory.open();
-    if (!this.opts.allClusters) this.directory.exports = await new ExportsView(this.config.cluster).open(this.disco);
+    this.directory = new Directory(
+      this.disco,
+      (id) => {
+        this.peers.stateChanged(id);
+        if (id === this.id && this.directory) this.retirement.ownState(this.directory.state(id).drain);
+      },
+      (d) => this.canSee(d),
+    );
+    const exports = this.opts.allClusters ? undefined : new ExportsView(this.config.cluster);
+    await Promise.all([this.directory.open(), exports?.open(this.disco)]);
+    this.directory.exports = exports;
+    // A drain asked of an earlier run of this id is not a request to this one.
+    if (this.directory.state(this.id).drain) await updateNodeState(this.disco, this.id, { drain: false });
     this.listener = await listenTcp({ host, port, maxFrame: this.opts.maxFrame ?? 4 * 1024 * 1024, idleTimeoutMs: 15_000, heartbeatMs: 5000 }, (session) => {
       acceptLink(session, this.identity, 5000).then(
-        (link) => this.peers.addLink(link),
+        (link) => {
+          // The partition holds both ways: only an exported node takes links from other clusters.
+          const from = link.peerAddr === 0 ? this.config.cluster : unpackAddr(link.peerAddr).cluster;
+          if (from !== this.config.cluster && !this.config.export && !this.opts.allClusters) {
+            this.peers.refused++;
+            session.send(L.RpcError.id, 0, L.RpcError.encode({ code: 'unreachable', message: `${this.logicalAddress} is not exported: reach it from cluster ${from} through harbors` }));
+            return session.close(`a link from cluster ${from} to a node that is not exported`);
+          }
+          this.peers.addLink(link);
+        },
         (err: Error) => {
           this.peers.refused++;
           this.log.warn({ remote: session.remoteAddress, err: err.message }, 'refused a link');
         },
       );
     });
-    if (this.config.admin) this.adminServer = await startNodeAdmin(this);
-    for (const dep of this.dependencies) await this.watchDependency(dep);
+    if (this.config.admin) {
+      this.adminServer = await startNodeAdmin(this);
+      addRolloutRoutes(this.adminServer, this, this.log);
+    }
     // Links to this cluster's harbors carry what is sent to other clusters; they do not gate readiness.
+    // (Watched first: dependencies' links then come up no earlier in start() than before harbors existed.)
     if (this.name !== 'harbor' && !this.dependencies.has('harbor')) await this.watchDependency('harbor', '*');
+    for (const dep of this.dependencies) await this.watchDependency(dep);
     this.directory.onConflict(this.id, (err) => this.onConflict(err));
     this.extraMeta = { ...this.extraMeta, ...this.memory.meta() };
     await registerWhenFree(this.disco, this.descriptor(), this.log, this.opts.claimWaitMs ?? 30_000);
+    await this.retirement.open();
     this.memory.start((meta) => this.setMeta(meta));
   }
 
@@ -384,6 +447,10 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       host: listener.host,
       port: listener.port,
       meta: {
+        // Before the service's own meta, which may override them (setMeta).
+        [VERSION_META]: String(this.config.svcversion ?? 1),
+        [READY_META]: this.isReady ? '1' : '0',
+        ...(this.retirement.retiring ? { [STATE_META]: RETIRING } : {}),
         ...this.opts.meta,
         ...this.extraMeta,
         addr: this.logicalAddress,
@@ -399,6 +466,24 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   /** The admin HTTP server (`--admin`), once started: add routes to it. */
   get admin(): AdminServer | undefined {
     return this.adminServer;
+  }
+
+  /**
+   * Starts retiring now (as a newer version's arrival would): no new work,
+   * exit once nothing holds the node. False if it was retiring already.
+   */
+  retire(reason = 'asked to retire'): boolean {
+    if (this.state !== 'running') return false;
+    return this.retirement.start(reason);
+  }
+
+  get retiring(): boolean {
+    return this.retirement.retiring;
+  }
+
+  /** Something that keeps a retiring node alive while it counts above 0 (the agent's clients, a backend's bound clients, rooms). */
+  addHold(count: () => number): void {
+    this.holds.push(count);
   }
 
   /** Adds fields to GET /status on the admin port (e.g. the agent's client counts). */
@@ -421,7 +506,10 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       addr: this.logicalAddress,
       address: this.listener ? `${this.listener.host}:${this.listener.port}` : '',
       group: this.config.svcgroup,
-      state: this.state,
+      version: this.config.svcversion ?? 1,
+      state: this.state === 'running' && this.retirement.retiring ? 'retiring' : this.state,
+      retiring: this.retirement.status(),
+      holding: this.holds.reduce((n, fn) => n + fn(), 0),
       ready: this.isReady,
       load: this.load,
       links,
@@ -452,6 +540,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       return;
     }
     this.state = 'stopping';
+    this.retirement.close();
     this.emit('stopping');
     this.log.info('stopping');
     try {
@@ -462,7 +551,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
       this.log.warn({ err: (err as Error).message }, 'deregister failed; the registration expires with the session');
     }
     for (const p of this.peers.all()) p.link?.session.send(L.Draining.id, 0, L.Draining.encode({}));
-    const timeoutMs = this.opts.shutdownTimeoutMs ?? 8000;
+    const timeoutMs = this.opts.shutdownTimeoutMs ?? (this.config['stop-timeout'] ?? 8) * 1000;
     const deadline = Date.now() + timeoutMs;
     const drained = await this.rpc.drain(timeoutMs);
     if (!drained) this.log.warn({ inflight: this.rpc.inflight }, 'shutdown timeout: abandoning calls still in flight');
@@ -517,6 +606,7 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
     const deps = [...this.dependencies];
     if (deps.every((d) => this.peers.instances(d).length > 0)) {
       this.isReady = true;
+      this.setMeta({ [READY_META]: '1' });
       this.log.info('ready');
       this.emit('ready');
     }
@@ -586,7 +676,8 @@ export class ServiceNode extends EventEmitter<ServiceNodeEvents> {
   }
 
   private async resolve(target: Target, options: CallOptions): Promise<Link> {
-    if (this.state !== 'running') throw new RpcError('unavailable', `the node is ${this.state}`);
+    // A starting node may already call the dependencies it is connected to (a hub subscription on peerUp, say).
+    if (this.state !== 'running' && this.state !== 'starting') throw new RpcError('unavailable', `the node is ${this.state}`);
     const timeoutMs = options.timeoutMs ?? this.opts.callTimeoutMs ?? 5000;
     const deadline = Date.now() + timeoutMs;
     if (typeof target === 'string') return this.pickLink(target, this.opts.defaultStrategy ?? 'round-robin', undefined, options, deadline);

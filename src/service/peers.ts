@@ -1,3 +1,4 @@
+import { admission, newestVersions, replacedOnly } from '../discovery/admission.js';
 import type { ServiceDesc, ServiceEvent } from '../discovery/types.js';
 import type { Logger } from '../log/index.js';
 import { dialTcp } from '../net/tcp.js';
@@ -35,6 +36,8 @@ export interface PeerHost {
   peerUp(peer: Peer, replaced: boolean): void;
   peerDown(peer: Peer, reason: string): void;
   peerGone(peer: Peer): void;
+  /** Whether selection may pick this peer: its cluster's scope (cluster-scope.ts), also for peers that dialed in. */
+  selectable(peer: Peer): boolean;
   /** A HarborRoute or HarborDown frame (route.ts), not for the RPC engine. */
   routed(link: Link, msgId: number, body: Buffer): void;
 }
@@ -142,8 +145,9 @@ export class Peers implements LinkCounts {
     const peer = this.peerFor(desc.id, desc.name, addrOf(desc));
     peer.desc = desc;
     peer.watched = true;
+    // Its meta may say it retires, or carry a version that retires the others.
+    this.refreshCandidates(peer.name);
     if (!peer.connected) this.dial(peer);
-    else this.refreshCandidates(peer.name);
   }
 
   /** The peer with this id, created if new; indexed by logical address when it has one. */
@@ -271,7 +275,7 @@ export class Peers implements LinkCounts {
   private onLinkFrame(peer: Peer, link: Link, msgId: number, seq: number, body: Buffer): void {
     if (isStreamFrame(msgId)) return this.host.streams.onFrame(link, msgId, seq, body);
     if (seq === 0) {
-      if (msgId === H.HarborRoute.id || msgId === H.HarborDown.id) return this.host.routed(link, msgId, body);
+      if (msgId === H.HarborRoute.id || msgId === H.HarborDown.id || msgId === H.HarborPeerDown.id) return this.host.routed(link, msgId, body);
       if (msgId === L.LoadReport.id) {
         const load = L.LoadReport.decode(body).load;
         // A NaN would make every least-loaded comparison false.
@@ -308,7 +312,24 @@ export class Peers implements LinkCounts {
 
   private refreshCandidates(name: string): void {
     const list: Peer[] = [];
-    for (const p of this.byId.values()) if (p.name === name && p.connected && !p.draining && !(p.watched && !p.desc) && this.host.available(p.id)) list.push(p);
+    const same: Peer[] = [];
+    for (const p of this.byId.values()) if (p.name === name) same.push(p);
+    // Versions count among the connected, registered ones: a newer one that is not linked yet cannot take the work.
+    const newest = newestVersions(
+      same.flatMap((p) => (p.desc && p.connected ? [p.desc] : [])),
+      (id) => this.host.available(id),
+    );
+    const replaced: Peer[] = [];
+    for (const p of same) {
+      // A watched peer whose registration left keeps the work it has but gets no new work.
+      if (!p.connected || !this.host.selectable(p) || (p.watched && !p.desc)) continue;
+      const desc = p.desc ?? { id: p.id, name: p.name, meta: {} };
+      const verdict = admission(desc, { state: { available: this.host.available(p.id) }, draining: p.draining, newest: newest(desc) });
+      if (verdict.admit) list.push(p);
+      else if (replacedOnly(verdict)) replaced.push(p);
+    }
+    // A retiring node still serves while its successor is not linked here yet (the moment of a handover): better than no one.
+    if (list.length === 0) list.push(...replaced);
     list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     this.candidates.set(name, list);
   }

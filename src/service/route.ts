@@ -107,7 +107,12 @@ export interface RouteHost {
   dispatch(link: Link, peer: PeerInfo, msgId: number, seq: number, body: Buffer): void;
   /** The routed link is gone: fail its calls, abort its handlers. */
   closed(link: Link, reason: string): void;
+  /** Calls or handlers in flight on the link. */
+  busy(link: Link): boolean;
 }
+
+/** Routes kept at most; past it, idle ones go first (they are made again on the next frame). */
+export const MAX_ROUTES = 65_536;
 
 interface Routed {
   readonly link: Link;
@@ -154,8 +159,19 @@ export class RouteTable {
     return this.routed(addr, harbor).link;
   }
 
-  /** A HarborRoute or HarborDown frame from a harbor of this cluster. */
+  /** A HarborRoute, HarborDown or HarborPeerDown frame from a harbor of this cluster. */
   onFrame(harbor: Link, msgId: number, body: Buffer): void {
+    if (msgId === H.HarborPeerDown.id) {
+      let gone: number;
+      try {
+        gone = H.HarborPeerDown.decode(body).addr;
+      } catch {
+        this.dropped++;
+        return;
+      }
+      for (const r of [...this.routes.values()]) if (r.info.addr === gone) this.drop(r, `${formatAddr(gone)} is gone from its cluster`);
+      return;
+    }
     if (msgId === H.HarborDown.id) {
       let down: number;
       try {
@@ -198,6 +214,7 @@ export class RouteTable {
     const text = formatAddr(remote);
     const link = new Link(session, text, '', remote, true, 0, () => {});
     r = { link, session, info: { id: text, name: '', addr: remote } };
+    if (this.routes.size >= MAX_ROUTES) this.evictIdle();
     this.routes.set(key, r);
     this.byLink.set(link, r);
     if (!this.watchedHarbors.has(harbor)) {
@@ -207,6 +224,15 @@ export class RouteTable {
       });
     }
     return r;
+  }
+
+  /** Forgets the oldest routes with nothing in flight, down to three quarters of the cap. */
+  private evictIdle(): void {
+    for (const r of [...this.routes.values()]) {
+      if (this.routes.size < (MAX_ROUTES * 3) / 4) break;
+      if (!this.host.busy(r.link)) this.drop(r, 'idle route evicted');
+    }
+    if (this.known.size >= MAX_ROUTES) this.known.clear();
   }
 
   private drop(r: Routed, reason: string): void {

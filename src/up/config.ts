@@ -17,6 +17,8 @@ export interface ServiceDef {
   /** `discovery`: not started when sdaddr points at etcd; `hub`: not started when the `hub` variable is set (NATS). */
   readonly role?: 'discovery' | 'hub';
   readonly env: Readonly<Record<string, string>>;
+  /** --svcversion of its instances (a positive integer); `gamemesh up --roll` starts the next one. */
+  readonly version?: number;
 }
 
 export interface ClusterFile {
@@ -48,7 +50,7 @@ export const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Set by gamemesh up itself, per cluster and per service. */
 export const RESERVED_VARS = ['name', 'service'] as const;
 const TOP_FIELDS = ['name', 'vars', 'env', 'secrets', 'services', 'urls', 'description'];
-const SERVICE_FIELDS = ['name', 'run', 'ready', 'oneshot', 'role', 'env', 'description'];
+const SERVICE_FIELDS = ['name', 'run', 'ready', 'oneshot', 'role', 'env', 'version', 'description'];
 const ROLES = ['discovery', 'hub'];
 
 export function loadClusterFile(file: string): ClusterFile {
@@ -125,7 +127,9 @@ function parseService(raw: unknown, at: string, bad: Bad): ServiceDef {
   const role = svc['role'];
   if (role !== undefined && (typeof role !== 'string' || !ROLES.includes(role))) throw bad(field('role'), `must be one of ${ROLES.join(', ')}, got ${show(role)}`);
   if (role === 'discovery' && oneshot) throw bad(field('role'), 'the discovery service cannot be a oneshot');
-  return { name, run, ready, oneshot, role: role as 'discovery' | 'hub' | undefined, env: strings(svc['env'], `${at}.env`, bad, tag) };
+  const version = svc['version'];
+  if (version !== undefined && (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)) throw bad(field('version'), `must be a positive integer (its --svcversion), got ${show(version)}`);
+  return { name, run, ready, oneshot, role: role as 'discovery' | 'hub' | undefined, env: strings(svc['env'], `${at}.env`, bad, tag), ...(version !== undefined ? { version } : {}) };
 }
 
 function object(value: unknown, at: string, bad: Bad, problem: string): Record<string, unknown> {

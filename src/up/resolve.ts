@@ -26,6 +26,7 @@ export interface ResolvedService {
   readonly oneshot: boolean;
   /** Why it is not started, when it is not. */
   readonly skip: string | undefined;
+  readonly role?: 'discovery' | 'hub';
 }
 
 export interface ResolvedCluster {
@@ -81,10 +82,11 @@ export function resolveCluster(file: ClusterFile, overrides: Readonly<Record<str
       run,
       command,
       args,
-      env: { GAMEMESH_SDADDR: sdaddr, ...hubEnv, ...env(file.env, 'env', '', scope), ...env(svc.env, `${at}.env`, ` (${svc.name})`, scope) },
+      env: { GAMEMESH_SDADDR: sdaddr, ...hubEnv, ...env(file.env, 'env', '', scope), ...env(svc.env, `${at}.env`, ` (${svc.name})`, scope), ...(svc.version !== undefined ? { GAMEMESH_SVCVERSION: String(svc.version) } : {}) },
       ready: svc.ready === undefined ? undefined : new RegExp(svc.ready),
       oneshot: svc.oneshot,
       skip: svc.role === 'discovery' && isEtcdAddr(sdaddr) ? `discovery is etcd (${sdaddr})` : svc.role === 'hub' && hub !== '' ? `the hub is ${hub}` : undefined,
+      ...(svc.role ? { role: svc.role } : {}),
     };
   });
   const urls = file.urls.map((url, i) => substitute(url, vars, `urls[${i}]`, source));

@@ -98,6 +98,20 @@ export class ManagedService implements ServiceInfo {
     });
   }
 
+  /** How the last process ended (`exited with code 0`), once it has. */
+  lastExit: string | undefined;
+
+  /** Resolves once the current process has exited. */
+  whenExited(): Promise<void> {
+    return this.exited;
+  }
+
+  /** A newer instance took over: no restart when this one exits by itself (it retires). */
+  retire(): void {
+    this.beginStop();
+    this.printer.note(this.name, 'retiring: exits once its last client is gone (or after its --drain-max)');
+  }
+
   /** No restarts from now on: the cluster is going down. */
   beginStop(): void {
     this.stopping = true;
@@ -221,6 +235,7 @@ export class ManagedService implements ServiceInfo {
   }
 
   private onExit(how: string, code: number | null, neverRan: boolean): void {
+    this.lastExit = how;
     if (this.stopping) {
       if (this.state !== 'done' && this.state !== 'failed') this.state = 'stopped';
       this.printer.note(this.name, `stopped (${how})`);
@@ -230,6 +245,12 @@ export class ManagedService implements ServiceInfo {
       this.state = 'done';
       this.printer.note(this.name, `done in ${seconds(Date.now() - this.spawnedAt)}`);
       this.waiter?.resolve();
+      return;
+    }
+    if (code === 0 && !this.waiter && !this.spec.oneshot) {
+      // A service that ends cleanly by itself was told to (it retired, or POST /stop on its admin port): bringing it back would undo that.
+      this.state = 'stopped';
+      this.printer.note(this.name, `${how} by itself (retired, or stopped over its admin port); not restarted`);
       return;
     }
     if (this.waiter || this.spec.oneshot) {

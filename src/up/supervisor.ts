@@ -9,6 +9,7 @@ import { Printer, useColor } from './logs.js';
 import { resolveCluster } from './resolve.js';
 import { keepSecrets, secretLines } from './secrets.js';
 import { ManagedService, type ServiceInfo, type Timing } from './service.js';
+import { cannotRoll, rolledSpec, versionOf, type RollNote } from './roll.js';
 
 export { ClusterFileError, loadClusterFile, parseClusterFile, type ClusterFile, type ServiceDef } from './config.js';
 export type { ServiceInfo, ServiceState } from './service.js';
@@ -51,6 +52,12 @@ export interface Cluster {
   stop(): Promise<void>;
   /** SIGKILL to every service at once. */
   kill(): void;
+  /**
+   * A rolling upgrade of these services (file names), once the cluster is
+   * ready: for each, an instance of the next version starts and must be
+   * ready; then the old ones retire and the roll waits for them to exit.
+   */
+  roll(names: readonly string[], note?: RollNote): Promise<void>;
 }
 
 export class ClusterStartError extends Error {
@@ -85,15 +92,18 @@ export function startCluster(file: string | ClusterFile, options: StartOptions =
   // Under the file's env (they never share a name) and over the inherited environment.
   const secretEnv = Object.fromEntries(kept.map((s) => [s.env, s.value]));
   const services = cluster.services.map((spec) => new ManagedService({ ...spec, env: { ...secretEnv, ...spec.env } }, printer, timing, options.env ?? process.env, cwd));
+  /** Instances replaced by a roll that have not exited yet. */
+  const retiring = new Set<ManagedService>();
 
   // The services have process groups of their own, so nothing else takes them down with this process.
-  const killAll = () => services.forEach((s) => s.kill());
+  const killAll = () => [...services, ...retiring].forEach((s) => s.kill());
   process.on('exit', killAll);
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       services.forEach((s) => s.beginStop());
+      await Promise.all([...retiring].map((s) => s.stop()));
       for (const s of [...services].reverse()) await s.stop();
       process.off('exit', killAll);
     })());
@@ -122,7 +132,60 @@ export function startCluster(file: string | ClusterFile, options: StartOptions =
   // Whoever starts a cluster may only ever call stop(); that is no reason for an unhandled rejection.
   ready.catch(() => {});
 
-  return { name: cluster.name, urls: cluster.urls, vars: cluster.vars, services, ready, stop, kill: killAll };
+  const roll = async (names: readonly string[], note: RollNote = () => {}): Promise<void> => {
+    await ready;
+    const picked = names.map((name) => {
+      const i = services.findIndex((s) => s.name === name);
+      if (i < 0) throw new Error(`no service ${JSON.stringify(name)} in cluster ${cluster.name} (it has: ${services.map((s) => s.name).join(', ')})`);
+      const why = cannotRoll((services[i] as ManagedService).spec);
+      if (why) throw new Error(`cannot roll ${name}: ${why}`);
+      return name;
+    });
+    const old: ManagedService[] = [];
+    for (const name of picked) {
+      if (stopping) throw new Error('the cluster is stopping');
+      const i = services.findIndex((s) => s.name === name);
+      const current = services[i] as ManagedService;
+      const spec = rolledSpec(current.spec);
+      const next = new ManagedService(spec, printer, timing, options.env ?? process.env, cwd);
+      const line = `rolling: starting version ${versionOf(spec)}: ${spec.args.slice(-4).join(' ')}`;
+      printer.note(name, line);
+      note(`${name}: ${line}`);
+      try {
+        await next.start(options.startTimeoutMs ?? 30_000);
+      } catch (err) {
+        await next.stop();
+        throw new Error(`${name}: the new instance ${(err as Error).message}; the old one keeps running\n${next.lastLines().slice(-10).join('\n')}`);
+      }
+      services[i] = next;
+      note(`${name}: version ${versionOf(spec)} is ready; the old instance retires`);
+      if (current.state === 'ready' || current.state === 'starting') {
+        retiring.add(current);
+        current.retire();
+        old.push(current);
+      }
+    }
+    await Promise.all(
+      old.map(async (s) => {
+        await s.whenExited();
+        retiring.delete(s);
+        note(`${s.name}: the old instance ${s.lastExit ?? 'exited'}`);
+      }),
+    );
+  };
+
+  return {
+    name: cluster.name,
+    urls: cluster.urls,
+    vars: cluster.vars,
+    get services() {
+      return services;
+    },
+    ready,
+    stop,
+    kill: killAll,
+    roll,
+  };
 }
 
 function bannerLines(name: string, urls: readonly string[], extra: readonly string[]): string[] {
