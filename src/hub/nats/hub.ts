@@ -92,7 +92,7 @@ export class NatsHub extends EventEmitter<HubEvents> implements PubSub {
     const { servers } = parseNatsAddr(this.opts.url);
     hubClients.add(this);
     node.onDrain(() => this.close());
-    this.connect(servers).catch((err: Error) => node.log.error({ err: err.message }, 'hub: cannot connect to NATS'));
+    this.connect(servers).catch((err: Error) => node.log.error({ err: err.message }, 'hub: the NATS connection failed'));
   }
 
   // ---- subscribing ----------------------------------------------------------
@@ -159,22 +159,32 @@ export class NatsHub extends EventEmitter<HubEvents> implements PubSub {
 
   private async connect(servers: string[]): Promise<void> {
     const { connect, Events } = await import('nats');
-    if (this.closed) return;
-    const nc = await connect({
-      servers,
-      name: this.node.id,
-      token: this.opts.token,
-      user: this.opts.user,
-      pass: this.opts.pass,
-      // A game cluster outlives any one NATS server: never give up, and wait for the first one too.
-      maxReconnectAttempts: -1,
-      waitOnFirstConnect: true,
-      reconnectTimeWait: this.opts.reconnectWaitMs,
-      reconnectJitter: 100,
-      // A server that vanished without a FIN (host down, partition) is noticed in about 10 s.
-      pingInterval: 5000,
-      maxPingOut: 2,
-    });
+    // Our own loop for the first connection, so a node that stops while no server answers stops retrying too.
+    let nc: NatsConnection | undefined;
+    for (let attempt = 0; !this.closed; attempt++) {
+      try {
+        nc = await connect({
+          servers,
+          name: this.node.id,
+          token: this.opts.token,
+          user: this.opts.user,
+          pass: this.opts.pass,
+          // Once connected, never give up: a game cluster outlives any one NATS server.
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: this.opts.reconnectWaitMs,
+          reconnectJitter: 100,
+          timeout: 5000,
+          // A server that vanished without a FIN (host down, partition) is noticed in about 10 s.
+          pingInterval: 5000,
+          maxPingOut: 2,
+        });
+        break;
+      } catch (err) {
+        if (attempt % 40 === 0) this.node.log.warn({ servers, err: (err as Error).message, attempt }, 'hub: cannot connect to NATS yet; publishes are queued, retrying');
+        await new Promise((r) => setTimeout(r, this.opts.reconnectWaitMs));
+      }
+    }
+    if (!nc) return;
     if (this.closed) {
       await nc.close();
       return;
