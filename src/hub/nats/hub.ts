@@ -275,12 +275,24 @@ export class NatsHub extends EventEmitter<HubEvents> implements PubSub {
     hubClients.retire(this);
     const nc = this.nc;
     if (!nc) return;
+    const wasConnected = this.connected;
     this.connected = false;
-    try {
-      if (!nc.isClosed()) await nc.drain();
-    } catch {
-      await nc.close().catch(() => {});
+    if (nc.isClosed()) return;
+    // Drain sends what is buffered, but only a connected client can; a reconnecting one is closed at once
+    // (which also ends its reconnect loop), and a drain that takes too long is cut short.
+    if (wasConnected) {
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        nc.drain().then(
+          () => true,
+          () => false,
+        ),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000))),
+      ]);
+      clearTimeout(timer);
+      if (drained) return;
     }
+    await nc.close().catch(() => {});
   }
 
   private checkChannel(channel: string): void {
