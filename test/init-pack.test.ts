@@ -138,6 +138,14 @@ test('npm pack, gamemesh init, offline npm install, npm test, npm start, a clien
   assert.deepEqual(JSON.parse(answer.stdout) as unknown, { name: 'nodeplayer', room: 'lobby', players: ['nodeplayer'] });
 
   step('node client answered');
+  // gamemesh client and gamemesh bot, as the project installed them, on the project's own messages.
+  const gm = path.join(project, 'node_modules', '.bin', 'gamemesh');
+  const probe = await run(gm, ['client', '--login', base, '--user', 'cliplayer', '--proto', 'proto', '--send', 'game.HelloReq'], { cwd: project, env: NPM_ENV, timeout: 30_000 });
+  assert.deepEqual(JSON.parse(probe.stdout) as unknown, { name: 'cliplayer' });
+  const bots = await run(gm, ['bot', '--login', base, '--proto', 'proto', '--send', 'game.HelloReq', '--clients', '3', '--duration', '1', '--rate', '2'], { cwd: project, env: NPM_ENV, timeout: 30_000 });
+  assert.match(bots.stdout, /3\/3 logged in; \d+ answers, 0 errors/);
+  step('gamemesh client and bot answered');
+
   // And from the page, in a browser, when there is one.
   const noChromium = chromiumMissing();
   if (noChromium && process.env['CI']) assert.fail(noChromium);

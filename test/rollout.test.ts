@@ -88,6 +88,10 @@ test('a newer version takes over while calls flow; the older one retires and sto
   t.diagnostic(`calls: ${[...servers].map(([id, n]) => `${id} ${n}`).join(', ')}; failed ${failures}; slowest ${slowest.toFixed(1)} ms`);
   assert.equal(failures, 0, 'no call failed across the takeover');
   assert.deepEqual(await caller.addrsByType(40), [v2.logicalAddress]);
+  // An old version started by mistake retires at once, and never gets a call.
+  const late = await startNode(defer, addr, { name: 'echo', type: 40, config: { svcindex: 2, svcversion: 1 } }, serveEcho);
+  await waitFor(() => late.status().state === 'stopped', 10_000, 'the late v1 stops by itself');
+  for (let n = 0; n < 20; n++) assert.equal((await caller.call('echo', EchoReq, EchoResp, { text: 'after', n })).server, v2.id);
 });
 
 test('drain through config/nodes, holds, and --drain-max', { timeout: 30_000 }, async (t) => {

@@ -22,49 +22,55 @@ import { Selector } from '../src/service/select.js';
 import { ServiceNode } from '../src/service/node.js';
 import { GW } from './helpers/gw-proto.js';
 import { cleanupStack, silent, startDiscoveryServer } from './helpers/mesh.js';
+import { startTestCluster } from '../src/testing/index.js';
 import { waitFor } from './helpers/proc.js';
 
 const ROUTES = RouteTable.parse({ version: 1, routes: [{ msgId: GW.PushReq.id, name: GW.PushReq.name, service: 'rooms', rule: 'auth' }] });
 
 test('room lifecycle: ticks, lock, kick, dispose after the delay, groups kept or dropped', { timeout: 30_000 }, async (t) => {
-  const defer = cleanupStack(t);
-  const { addr: sdaddr } = await startDiscoveryServer(defer);
-  const node = new ServiceNode({ name: 'rooms', config: { sdaddr }, logger: silent, shutdownTimeoutMs: 500 });
-  const backend = new GatewayBackend(node);
-  const host = new RoomHost(backend);
+  // Set by the service's start, which runs before startTestCluster resolves.
+  let backend!: GatewayBackend;
+  let host!: RoomHost;
   const events: string[] = [];
   const ticks: number[] = [];
-  host.define<{ created: number }>('arena', {
-    maxClients: 3,
-    tickHz: 20,
-    disposeDelayMs: 400,
-    state: () => ({ created: 0 }),
-    onCreate: (room, options) => {
-      room.state.created = Date.now();
-      events.push(`create ${String(options['map'])}`);
-    },
-    onJoin: () => void events.push('join'),
-    onLeave: (_room, m, reason) => void events.push(`leave ${m.seat} ${reason}`),
-    onTick: (_room, dt) => void ticks.push(dt),
-    onDispose: () => void events.push('dispose'),
+  // gamemesh/testing: discovery, this backend and an agent in this process; stopped after the test.
+  const cluster = await startTestCluster({
+    routes: ROUTES,
+    logLevel: 'silent',
+    services: [
+      {
+        name: 'rooms',
+        start: async (config) => {
+          const node = new ServiceNode({ name: 'rooms', config, shutdownTimeoutMs: 500 });
+          backend = new GatewayBackend(node);
+          host = new RoomHost(backend);
+          host.define<{ created: number }>('arena', {
+            maxClients: 3,
+            tickHz: 20,
+            disposeDelayMs: 400,
+            state: () => ({ created: 0 }),
+            onCreate: (room, options) => {
+              room.state.created = Date.now();
+              events.push(`create ${String(options['map'])}`);
+            },
+            onJoin: () => void events.push('join'),
+            onLeave: (_room, m, reason) => void events.push(`leave ${m.seat} ${reason}`),
+            onTick: (_room, dt) => void ticks.push(dt),
+            onDispose: () => void events.push('dispose'),
+          });
+          host.onMessage(GW.PushReq, (room, m, msg) => {
+            if (msg.text === 'lock') room.lock();
+            if (msg.text === 'kick-me') room.kick(m, 'asked for it');
+          });
+          return node.start();
+        },
+      },
+    ],
   });
-  host.onMessage(GW.PushReq, (room, m, msg) => {
-    if (msg.text === 'lock') room.lock();
-    if (msg.text === 'kick-me') room.kick(m, 'asked for it');
-  });
-  defer(() => node.stop());
-  await node.start();
-  const agent = await new Agent({ node: { config: { sdaddr }, logger: silent, shutdownTimeoutMs: 500 }, routes: ROUTES, heartbeatSec: 5 }).start();
-  defer(() => agent.stop());
-  await waitFor(() => node.instances('agent').length > 0 && agent.node.instances('rooms').length > 0, 5000, 'linked');
-
-  const mk = () => {
-    const c = new GameClient({ transport: () => tcpTransport('127.0.0.1', Number(agent.tcpAddress?.split(':')[1])), reconnect: false });
-    defer(() => c.close());
-    return c;
-  };
-  const [a, b, c] = [mk(), mk(), mk()];
-  await Promise.all([a.connect(), b.connect(), c.connect()]);
+  t.after(() => cluster.stop());
+  const agent = cluster.agents[0] as Agent;
+  const client = () => cluster.client({ transport: 'tcp', reconnect: false });
+  const [a, b, c] = [await client(), await client(), await client()];
 
   const ra = await a.create('arena', { map: 'dunes' }, { service: 'rooms' });
   const room = host.room(ra.id) as Room<{ created: number }>;

@@ -91,4 +91,19 @@ test('typed join errors: unknown room type, onJoin refusing, a full room by id, 
   // A second joinOrCreate of a one-seat type makes another room.
   const other = await b.c.joinOrCreate('match');
   assert.notEqual(other.id, room.id);
+
+  // Hostile JoinRooms, sent raw: each gets a typed Error, and the client and the services stay up.
+  const raw = (fields: Partial<{ service: string; method: string; room_type: string; room_id: string; options: string; token: string }>) =>
+    a.c.request(RoomMessages.JoinRoom, RoomMessages.RoomJoined, { service: 'rooms', method: 'join_or_create', room_type: 'match', ...fields });
+  await expectCode(raw({ options: '{not json' }), 'bad_request', /not JSON/);
+  await expectCode(raw({ options: '[1,2]' }), 'bad_request', /JSON object/);
+  await expectCode(raw({ options: JSON.stringify({ pad: 'x'.repeat(5000) }) }), 'bad_request', /over 4096 bytes/);
+  await expectCode(raw({ method: 'steal' }), 'bad_request', /unknown join method/);
+  await expectCode(raw({ room_type: '', room_id: '' }), 'bad_request', /needs a room_type or a room_id/);
+  await expectCode(raw({ method: 'reconnect', room_id: room.id, token: 'forged' }), 'reconnect_expired');
+  await expectCode(raw({ method: 'join_by_id', room_id: '9.9.9~nope' }), 'unavailable');
+  await expectCode(a.c.request(RoomMessages.LeaveRoom, RoomMessages.RoomLeft, { service: 'rooms', room_id: 'someone-elses' }), 'room_not_found');
+  // Still seated and served.
+  assert.equal(room.left, false);
+  assert.equal((await a.c.request(GW.EchoReq, GW.EchoResp, { text: 'still here' })).text, 'still here');
 });

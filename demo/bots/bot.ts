@@ -73,6 +73,8 @@ class Bot {
   private player: Player | undefined;
   private gameUp = true;
   private closing = false;
+  /** From a lost connection until the SDK's reconnect (which enters the game again) is done. */
+  private recovering = false;
   private said = 0;
 
   constructor(
@@ -106,8 +108,8 @@ class Bot {
       const clock = this.plan.clock;
       try {
         while (performance.now() < clock.endAt && client.state !== 'closed') {
-          // While the SDK reconnects, requests would only fail with 'closed'.
-          if (client.state === 'open') await this.step(client);
+          // While the SDK reconnects, requests would only fail with 'closed'; while it re-enters the game, with 'unauthenticated'.
+          if (client.state === 'open' && !this.recovering) await this.step(client);
           const { min, spread } = this.plan.pauseMs;
           await sleep(Math.min(min + this.plan.random() * spread, clock.endAt - performance.now()));
         }
@@ -128,8 +130,10 @@ class Bot {
     });
     client.onKick((kick) => this.rec.error('connect', `kicked_${kick.code}`, kick.reason));
     client.onReconnecting((r) => {
+      this.recovering = true;
       if (r.attempt === 1) this.rec.error('connect', 'connection_lost', r.reason);
     });
+    client.onReconnected(() => (this.recovering = false));
     client.onClose((info) => {
       if (!this.closing) this.rec.error('connect', 'disconnected', info.reason);
     });

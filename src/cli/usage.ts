@@ -26,6 +26,8 @@ commands:
   status [--addr host:port] [--token T] [--json] (every service: version, state, clients, memory, from its admin port)
   drain ID [--addr host:port] [--token T] (the node takes no new work and exits once its last client is gone)
   client --login URL --user NAME [--password P] [--tcp] (the demo's terminal chat: /gold /level /stats /who /w NAME text /quit)
+  client --login URL --user NAME --proto DIR --send PKG.MSG [--json '{...}'] (one request of your project's messages; the answer as JSON)
   dashboard [--http 127.0.0.1:8090] [--sdaddr host:port] [--token T] (a live web page of the cluster: services, links, load, KV, routes; docs/observability.md)
+  bot --login URL --proto DIR --send PKG.MSG [--clients 10] [--duration 10] [--rate 1] (load bots on your project's messages)
   bot --login URL [--clients 10] [--duration 20] [--ramp S] [--tcp] [--json FILE] (demo load bots: progress, then p50/p95/p99 and errors, --json: the latency histogram as JSON; exit 1 on errors)
 `;

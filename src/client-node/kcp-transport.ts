@@ -3,6 +3,7 @@ import type { Transport } from '../client/transport.js';
 import { dialKcp, type KcpModeName } from '../net/kcp/dial.js';
 import type { KcpSession } from '../net/kcp/session.js';
 
+/** Options of kcpTransport: the KCP mode and MTU, the largest frame, and the handshake's time limit. */
 export interface KcpTransportOptions {
   /** KCP mode for both directions; the agent applies what the client asks for. Default 'turbo'. */
   mode?: KcpModeName;

@@ -2,6 +2,7 @@ import net from 'node:net';
 import { encodeTcpFrame, FrameError, StreamFrameDecoder, type FrameListener } from '../client/frame.js';
 import type { Transport } from '../client/transport.js';
 
+/** Options of tcpTransport. */
 export interface TcpTransportOptions {
   /** Largest inbound frame (the `length` value). Default 1 MiB. */
   maxFrame?: number;

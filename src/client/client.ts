@@ -8,6 +8,7 @@ import { backoffDelay, DEFAULT_RECONNECT, type ReconnectOptions } from './reconn
 import type { Transport, TransportFactory } from './transport.js';
 import { joinRoom, type JoinOptions, type Room } from './room.js';
 
+/** How a GameClient connects, authenticates, times out and reconnects. */
 export interface GameClientOptions {
   /** Makes the connection; called again for every reconnect, so it must return a fresh transport. */
   transport: TransportFactory;
@@ -44,12 +45,14 @@ export interface HandshakeInfo {
   readonly serverTimeMs: number;
 }
 
+/** Why the client closed for good (the `close` event). */
 export interface CloseInfo {
   readonly reason: string;
   /** Set when the agent kicked the client. */
   readonly kick?: Kick;
 }
 
+/** A reconnect attempt about to be made (the `reconnecting` event). */
 export interface ReconnectingInfo {
   readonly attempt: number;
   readonly delayMs: number;
@@ -65,8 +68,10 @@ interface GameClientEvents {
   reconnected: [info: HandshakeInfo];
 }
 
+/** Where a GameClient is in its life: idle until connect(), closed for good after close() or a final loss. */
 export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
+/** Per-request options of request() and ping(). */
 export interface RequestOptions {
   timeoutMs?: number;
 }

@@ -22,6 +22,7 @@ export type ClientErrorCode =
   // Backends may use codes of their own (an RpcError code, say).
   | (string & {});
 
+/** A request, connect or join that failed; `code` says why (timeout, closed, busy, or the server's error code). */
 export class ClientError extends Error {
   override name = 'ClientError';
 

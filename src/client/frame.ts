@@ -13,10 +13,12 @@ export const DEFAULT_CLIENT_MAX_FRAME = 1024 * 1024;
 
 const EMPTY = new Uint8Array(0);
 
+/** A client frame that cannot be decoded: too large, or cut short. */
 export class FrameError extends Error {
   override name = 'FrameError';
 }
 
+/** Receives each decoded frame: its message id, its seq (0 for pushes) and its body. */
 export type FrameListener = (msgId: number, seq: number, body: Uint8Array) => void;
 
 /** `u32 length | u16 msgId | u32 seq | body`, for a byte stream. */

@@ -6,6 +6,7 @@ import { messageTypesFromJSON, type MessageType } from '../wire/message-type.js'
 // descriptor. test/client-sdk.test.ts checks that both encode byte for byte
 // alike, so an edit to client.proto that is not mirrored here fails the build.
 
+/** The client's first message: protocol version, the login token, and a free-text client name. */
 export interface Handshake {
   version: number;
   /** Optional credential (a JWT from login); passed to backends in the session. */
@@ -14,6 +15,7 @@ export interface Handshake {
   client: string;
 }
 
+/** The agent's answer to the Handshake: the session id and the heartbeat period. */
 export interface HandshakeAck {
   version: number;
   /** The client must send Ping at least this often. */
@@ -22,12 +24,15 @@ export interface HandshakeAck {
   server_time_ms: number;
 }
 
+/** The heartbeat the client sends every heartbeat period. */
 export type Ping = Record<string, never>;
 
+/** The agent's answer to a Ping, with its clock. */
 export interface Pong {
   server_time_ms: number;
 }
 
+/** Sent by the agent before it closes a client's connection: a code (KickCode) and a reason. */
 export interface Kick {
   code: number;
   reason: string;
@@ -39,6 +44,7 @@ export interface ErrorReply {
   message: string;
 }
 
+/** A backend the client is bound to went down or came back. */
 export interface BackendStatus {
   service: string;
   id: string;

@@ -1,3 +1,4 @@
+/** The automatic reconnect policy: attempts, backoff, and which kick codes still allow one. */
 export interface ReconnectOptions {
   /** Attempts after a connection is lost, before giving up. */
   retries: number;
@@ -15,6 +16,7 @@ export interface ReconnectOptions {
   kickCodes?: readonly number[];
 }
 
+/** The reconnect policy a GameClient uses unless told otherwise. */
 export const DEFAULT_RECONNECT: Required<ReconnectOptions> = { retries: 10, minDelayMs: 500, maxDelayMs: 10_000, kickCodes: [1, 11] };
 
 /**

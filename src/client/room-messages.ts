@@ -4,8 +4,10 @@ import { messageTypesFromJSON, type MessageType } from '../wire/message-type.js'
 // the client SDK, as a protobufjs JSON descriptor: a page cannot read the
 // .proto. test/rooms-process.test.ts checks both encode byte for byte alike.
 
+/** How JoinRoom picks its room: matchmaking, a new room, a room by id, or the seat back after a drop. */
 export type JoinMethod = 'join_or_create' | 'create' | 'join_by_id' | 'reconnect';
 
+/** A client's request for a seat in a room (docs/rooms.md). */
 export interface JoinRoom {
   service: string;
   method: string;
@@ -16,6 +18,7 @@ export interface JoinRoom {
   token: string;
 }
 
+/** The answer to JoinRoom: the room, the seat, and the token to take the seat back after a drop. */
 export interface RoomJoined {
   room_id: string;
   room_type: string;
@@ -25,11 +28,13 @@ export interface RoomJoined {
   reconnect_sec: number;
 }
 
+/** A client leaving its room. */
 export interface LeaveRoom {
   service: string;
   room_id: string;
 }
 
+/** The client is out of a room: the answer to LeaveRoom, or pushed on a kick or a dispose. */
 export interface RoomLeft {
   room_id: string;
   /** left, kicked, disposed. */
@@ -37,6 +42,7 @@ export interface RoomLeft {
   reason: string;
 }
 
+/** Sent once the client listens to the room's pushes; the room then counts it among its members. */
 export interface RoomReady {
   service: string;
   room_id: string;
@@ -69,6 +75,7 @@ export const ROOM_DESCRIPTOR = {
 
 const mt = messageTypesFromJSON(ROOM_DESCRIPTOR);
 
+/** The room protocol's message types (ids 310-319). */
 export const RoomMessages: {
   readonly JoinRoom: MessageType<JoinRoom>;
   readonly RoomJoined: MessageType<RoomJoined>;

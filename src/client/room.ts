@@ -9,6 +9,7 @@ export interface RoomLeaveInfo {
   readonly reason: string;
 }
 
+/** Options of joinOrCreate, create, joinById and reconnectRoom. */
 export interface JoinOptions extends RequestOptions {
   /** The service that hosts the room type. Default "rooms". */
   service?: string;

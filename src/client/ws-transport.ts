@@ -21,8 +21,10 @@ export interface WebSocketLike {
   close(code?: number, reason?: string): void;
 }
 
+/** A WebSocket class: the browser's global one, or the `ws` package's in Node. */
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
+/** Options of wsTransport. */
 export interface WsTransportOptions {
   /** Defaults to globalThis.WebSocket (browsers, Node 22+); in Node 20 pass the `ws` package's. */
   WebSocket?: WebSocketConstructor;

@@ -22,11 +22,13 @@ export function replacedOnly(a: Admission): boolean {
   return !a.admit && (a.code === 'retiring' || a.code === 'outdated');
 }
 
+/** The admission of a node that may take new work. */
 export const ADMIT: Admission = { admit: true };
 
 /** What admission reads of a registration: only the id, name and meta. */
 export type AdmissionRecord = Pick<ServiceDesc, 'id' | 'name' | 'meta'>;
 
+/** What admission knows of a node besides its registration: the operators' state, the newest version, whether it is draining. */
 export interface AdmissionContext {
   /** The operators' state of the node (config/nodes/<id>); absent: available. */
   readonly state?: Pick<NodeState, 'available'>;
@@ -39,6 +41,7 @@ export interface AdmissionContext {
 /** Registration meta: `version` (svcversion) and `state`. */
 export const VERSION_META = 'version';
 export const STATE_META = 'state';
+/** The `state` meta of a node that is retiring (docs/rollout.md). */
 export const RETIRING = 'retiring';
 /** `ready: "0"` until the node's dependencies are connected; absent counts as ready. */
 export const READY_META = 'ready';
@@ -49,6 +52,7 @@ export function versionOf(desc: AdmissionRecord): number {
   return Number.isSafeInteger(v) && v >= 1 ? v : 1;
 }
 
+/** Whether the registration says the node is retiring. */
 export function isRetiring(desc: AdmissionRecord): boolean {
   return desc.meta[STATE_META] === RETIRING;
 }

@@ -26,6 +26,7 @@ import {
 } from './types.js';
 import { WatchState } from './watch-state.js';
 
+/** How a DiscoveryClient connects to the built-in discovery server, authenticates and retries. */
 export interface DiscoveryClientOptions {
   /** `host:port` of the discovery server. */
   addr: string;
@@ -43,6 +44,7 @@ export interface DiscoveryClientOptions {
   failFast?: boolean;
 }
 
+/** What a DiscoveryClient emits: connected (again), disconnected, errors, and registration conflicts. */
 export interface DiscoveryClientEvents {
   connected: [info: { serverId: string; revision: number; reconnect: boolean }];
   disconnected: [reason: string];
@@ -69,6 +71,7 @@ interface Queued {
   readonly pending: Pending;
 }
 
+/** Splits host:port (IPv6 in brackets); throws on anything else. */
 export function parseAddr(addr: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr.trim());
   const port = m ? Number(m[3]) : NaN;

@@ -10,6 +10,7 @@ export type DiscoveryEvents = DiscoveryClientEvents;
 /** A connected backend, whichever it is. */
 export type DiscoveryConnection = Discovery & Pick<EventEmitter<DiscoveryEvents>, 'on' | 'once' | 'off'>;
 
+/** Options of connectDiscovery, for either backend. */
 export interface ConnectDiscoveryOptions {
   /** Built-in server only: the shared token. */
   token?: string | undefined;
@@ -25,6 +26,7 @@ export interface ConnectDiscoveryOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** An etcd:// discovery address, parsed: endpoints, key prefix and lease TTL. */
 export interface EtcdAddr {
   endpoints: string[];
   /** From the URL's path, with a trailing `/`; undefined means the default prefix. */

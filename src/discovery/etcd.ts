@@ -28,6 +28,7 @@ import {
 
 export type { EtcdTlsOptions } from './etcd-support.js';
 
+/** How the etcd backend connects: endpoints, prefix, lease TTL, TLS and credentials (docs/etcd.md). */
 export interface EtcdDiscoveryOptions {
   /** `host:port` of each etcd member (an `http://` or `https://` scheme is accepted). */
   endpoints: readonly string[];

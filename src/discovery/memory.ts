@@ -10,8 +10,10 @@
 export const MEM_META = 'mem';
 /** Meta key: the node's threshold as a fraction (0.9). */
 export const MEM_MAX_META = 'memmax';
+/** The memory use, as a fraction of the limit, above which a node takes no new rooms. */
 export const DEFAULT_MEM_THRESHOLD = 0.9;
 
+/** A node's memory use as it reports it in its meta, for placement by memory. */
 export interface MemoryReport {
   readonly rss: number;
   readonly limit: number;

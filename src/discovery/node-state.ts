@@ -9,8 +9,10 @@
 import { DiscoveryError, type Discovery, type KeyValue } from './types.js';
 import { asString } from './values.js';
 
+/** Where the KV keeps each node's state (config/nodes/<id>). */
 export const NODE_STATE_PREFIX = 'config/nodes/';
 
+/** What an operator says about a node: whether it gets new work. */
 export interface NodeState {
   /** False: selection, login's agent choice and lookups by type give it no new work; its links and clients keep working. */
   readonly available: boolean;
@@ -22,8 +24,10 @@ export interface NodeState {
   readonly drain: boolean;
 }
 
+/** The state of a node with no KV entry: available, not asked to drain. */
 export const DEFAULT_NODE_STATE: NodeState = { available: true, drain: false };
 
+/** The KV key of a node's state. */
 export function nodeStateKey(id: string): string {
   return NODE_STATE_PREFIX + id;
 }

@@ -15,6 +15,7 @@ import { RegistrationConflict, SERVICE_PREFIX, type KeyValue } from './types.js'
 import { validateServiceDesc } from './service-desc.js';
 import { discoveryServers, retireDiscovery, type DiscoveryCounts } from './metrics.js';
 
+/** Options of the built-in discovery and KV server. */
 export interface DiscoveryServerOptions {
   host?: string;
   port?: number;

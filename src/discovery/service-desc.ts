@@ -30,6 +30,7 @@ export function encodeServiceDesc(desc: ServiceDesc): Buffer {
   return Buffer.from(JSON.stringify({ name: desc.name, id: desc.id, host: desc.host, port: desc.port, meta }));
 }
 
+/** A registration's value back into a ServiceDesc; undefined when it is not one. */
 export function decodeServiceDesc(value: Uint8Array): ServiceDesc | undefined {
   try {
     const parsed = validateServiceDesc(JSON.parse(Buffer.from(value).toString('utf8')));

@@ -6,6 +6,7 @@ export interface KeyValue {
   readonly modRev: number;
 }
 
+/** One change under a watched prefix: a put (with the previous value) or a delete. */
 export type KvEvent =
   | { readonly type: 'put'; readonly kv: KeyValue; readonly prev: KeyValue | undefined }
   | { readonly type: 'delete'; readonly key: string; readonly revision: number; readonly prev: KeyValue | undefined };
@@ -16,16 +17,19 @@ export interface Compare {
   readonly modRev: number;
 }
 
+/** One write of a transaction. */
 export type TxnOp =
   | { readonly type: 'put'; readonly key: string; readonly value: Uint8Array | string }
   | { readonly type: 'delete'; readonly key: string; readonly prefix?: boolean };
 
+/** The outcome of a transaction: whether its compares held. */
 export interface TxnResult {
   readonly succeeded: boolean;
   /** The transaction's revision when it succeeded, else the store's current one. */
   readonly revision: number;
 }
 
+/** One registered service instance: name, id, address and meta. */
 export interface ServiceDesc {
   readonly name: string;
   readonly id: string;
@@ -34,6 +38,7 @@ export interface ServiceDesc {
   readonly meta: Readonly<Record<string, string>>;
 }
 
+/** A service instance appeared, changed its meta, or went away. */
 export type ServiceEvent = { readonly type: 'add' | 'update' | 'remove'; readonly desc: ServiceDesc };
 
 /**
@@ -49,6 +54,7 @@ export interface Watch extends AsyncIterable<KvEvent> {
   stop(): void;
 }
 
+/** A live view of one service's instances: a local cache and its change events. */
 export interface ServiceWatch extends AsyncIterable<ServiceEvent> {
   /** The cached instances, sorted by id. */
   list(): ServiceDesc[];
@@ -56,6 +62,7 @@ export interface ServiceWatch extends AsyncIterable<ServiceEvent> {
   stop(): void;
 }
 
+/** How watch events are delivered: a callback, an async iterator, or both. */
 export interface WatchOptions<E> {
   /** Called for every event, in revision order. */
   onEvent?: (event: E) => void;
@@ -63,8 +70,10 @@ export interface WatchOptions<E> {
   maxBuffered?: number;
 }
 
+/** Why a discovery request failed. */
 export type DiscoveryErrorCode = 'unavailable' | 'unauthorized' | 'bad_request' | 'timeout' | 'too_large' | 'closed' | 'internal' | 'conflict';
 
+/** A failed discovery request; `code` says why. */
 export class DiscoveryError extends Error {
   override name = 'DiscoveryError';
   constructor(
@@ -102,6 +111,7 @@ export const SERVICE_PREFIX = '_svc/';
 /** Key prefix of the claims on service ids and logical addresses (claims.ts). */
 export const CLAIM_PREFIX = '_claim/';
 
+/** The KV key of a service instance's registration. */
 export function serviceKey(name: string, id: string): string {
   return `${SERVICE_PREFIX}${name}/${id}`;
 }

@@ -23,8 +23,10 @@ import { tracingOn } from '../observe/tracing.js';
 import { RequestSpans } from './agent-trace.js';
 import { agents, countClose, countKick } from './metrics.js';
 
+/** What an agent does with clients bound to a backend that left for good: keep them, unbind them, or disconnect them. */
 export type BackendGonePolicy = 'keep' | 'unbind' | 'disconnect';
 
+/** How an Agent listens for clients, limits them and routes their messages. */
 export interface AgentOptions {
   /** Options of the agent's own service node (config, discovery, logger...). */
   node?: Omit<ServiceNodeOptions, 'name' | 'meta'> & { name?: string };
@@ -60,6 +62,7 @@ export interface AgentOptions {
   routes?: RouteTable;
 }
 
+/** An agent's counters: clients online; messages forwarded, blocked, unknown, unauthenticated, rate-limited, undeliverable. */
 export interface AgentStats {
   online: number;
   forwarded: number;

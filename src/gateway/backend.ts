@@ -34,8 +34,10 @@ export interface ClientContext extends ClientInfo {
   kick(reason: string): void;
 }
 
+/** A handler of one client message type on a GatewayBackend; what it returns is the answer. */
 export type ClientHandler<Req, Res> = (req: Req, client: ClientContext) => Init<Res> | void | Promise<Init<Res> | void>;
 
+/** Per-handler options: `concurrent` lets this message run beside the client's others instead of in order. */
 export interface ClientHandlerOptions {
   /**
    * Run at once, beside the client's other messages, instead of in its
@@ -45,6 +47,7 @@ export interface ClientHandlerOptions {
   concurrent?: boolean;
 }
 
+/** Options of a GatewayBackend: the agent service's name and the limits of queued client messages (per client and in all). */
 export interface GatewayBackendOptions {
   /** The agents' service name. Default "agent". */
   agentService?: string;

@@ -9,11 +9,13 @@ export interface GroupMember {
   readonly id: number;
 }
 
+/** Options of a group: `keep` keeps it once its last member left. */
 export interface GroupOptions {
   /** Keep the group when its last member leaves (default: it is dropped). */
   keep?: boolean;
 }
 
+/** Who a group broadcast leaves out. */
 export interface BroadcastOptions {
   /** Members that do not get this message (e.g. the sender). */
   except?: GroupMember | readonly GroupMember[];

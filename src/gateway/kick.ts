@@ -27,4 +27,5 @@ export const KickCode = {
   RECONNECT: 11,
 } as const;
 
+/** One of the KickCode values. */
 export type KickCodeValue = (typeof KickCode)[keyof typeof KickCode];

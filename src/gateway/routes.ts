@@ -1,7 +1,9 @@
 import { PomeloSchema, PomeloSchemaError, type PomeloSchemaJSON } from './pomelo/schema.js';
 
+/** Who may send a routed message: no client (blocked), any connected client (pass), or a bound one (auth). */
 export type RouteRule = 'blocked' | 'pass' | 'auth';
 
+/** One route: a client message id, the service it goes to, and its rule. */
 export interface Route {
   readonly msgId: number;
   readonly name: string;
@@ -9,6 +11,7 @@ export interface Route {
   readonly rule: RouteRule;
 }
 
+/** The route table as JSON: what `gamemesh gen` writes to routes.json and the agents read from the KV. */
 export interface RouteTableJSON {
   readonly version: 1;
   readonly routes: readonly Route[];
@@ -85,10 +88,12 @@ export class RouteTable {
   }
 }
 
+/** A route table that cannot be used: bad JSON, an unknown rule, a duplicate id. */
 export class RouteTableError extends Error {
   override name = 'RouteTableError';
 }
 
 /** Where agents watch the table, under the cloud-config prefix. */
 export const ROUTES_KEY = 'gateway/routes';
+/** The KV key of the agents' heartbeat period (seconds), applied live. */
 export const HEARTBEAT_KEY = 'agent/heartbeat_sec';

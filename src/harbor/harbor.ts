@@ -20,6 +20,7 @@ import { isStreamFrame } from '../service/stream/index.js';
 import { ExportsRelay } from './exports-relay.js';
 import { harbors } from './metrics.js';
 
+/** How a Harbor joins its own cluster and the harbors' center, and its queue limits. */
 export interface HarborOptions {
   /** The harbor's own cluster: sdaddr, cluster, svcindex, token, listen, admin... */
   config: Partial<NodeConfig>;
@@ -43,6 +44,7 @@ export interface HarborOptions {
   logger?: Logger;
 }
 
+/** A harbor's counters of frames forwarded, refused and dropped. */
 export type HarborCounts = {
   /** Frames sent on toward another harbor or a local target. */
   forwarded: number;
@@ -60,6 +62,7 @@ interface Waiting {
   readonly frames: Array<{ h: RouteHeader; body: Buffer; back: Link }>;
 }
 
+/** Routes calls and messages between clusters (docs/clusters.md): a node in its own cluster and one at the harbors' center. */
 export class Harbor {
   readonly local: ServiceNode;
   readonly center: ServiceNode;

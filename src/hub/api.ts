@@ -3,11 +3,13 @@ import type { Init } from '../service/rpc.js';
 import type { ServiceNode } from '../service/node.js';
 import type { ChannelHandler, RawChannelHandler, Unsubscribe } from './channels.js';
 
+/** What a hub client emits: `synced` once the hub (or NATS) holds every subscription of this process. */
 export interface HubEvents {
   /** A hub instance (or the NATS server) has confirmed every subscription of this process since its link came up. */
   synced: [hubId: string];
 }
 
+/** A hub client's counters: published, dropped, queued, received. */
 export interface HubClientStats {
   /** Publishes handed to a hub link or queued. */
   published: number;

@@ -14,7 +14,9 @@ export interface DeliveryInfo {
   readonly msgId: number;
 }
 
+/** Receives one channel's decoded messages, with who published them. */
 export type ChannelHandler<T> = (msg: T, from: DeliveryInfo) => void | Promise<void>;
+/** Receives one channel's messages undecoded: message id and body. */
 export type RawChannelHandler = (msgId: number, body: Uint8Array, from: DeliveryInfo) => void | Promise<void>;
 /** Stops one subscription; calling it again does nothing. */
 export type Unsubscribe = () => void;

@@ -11,6 +11,7 @@ import { context, tracingOn } from '../observe/tracing.js';
 import { hubClients } from './metrics.js';
 import type { HubClientStats, HubEvents, PubSub } from './api.js';
 
+/** Options of Hub, a service's link to the hub: the hub's service name, queue limits while it is away, size limits, timeouts. */
 export interface HubOptions {
   /** The hub service's name in discovery (default "hub"). */
   service?: string;

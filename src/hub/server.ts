@@ -7,6 +7,7 @@ import { DeliverBytes, H, type Publish } from './messages.js';
 import { ATTR, context, trace, tracingOn } from '../observe/tracing.js';
 import { hubServers } from './metrics.js';
 
+/** Limits of the hub server. */
 export interface HubServerOptions {
   /** Channels one subscriber may hold at once (default 10,000). */
   maxChannelsPerSubscriber?: number;
@@ -16,6 +17,7 @@ export interface HubServerOptions {
   maxBody?: number;
 }
 
+/** The hub server's counters. */
 export interface HubStats {
   /** Subscribers holding at least one channel. */
   subscribers: number;
@@ -31,6 +33,7 @@ export interface HubStats {
   refused: number;
 }
 
+/** A running hub server (`gamemesh hub`): its node and its counters. */
 export interface HubServer {
   readonly node: ServiceNode;
   stats(): HubStats;

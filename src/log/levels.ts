@@ -4,18 +4,22 @@
  * its level and a bare level sets the default.
  */
 export const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+/** A pino level name: trace, debug, info, warn, error, fatal or silent. */
 export type LevelName = (typeof LEVELS)[number];
 
+/** One rule of a level spec: loggers whose name matches the pattern log at this level. */
 export interface LevelRule {
   readonly pattern: RegExp;
   readonly level: LevelName;
 }
 
+/** A parsed --loglevel: a default level and rules by logger name. */
 export interface LevelSpec {
   readonly defaultLevel: LevelName;
   readonly rules: readonly LevelRule[];
 }
 
+/** A --loglevel that cannot be parsed. */
 export class LogLevelError extends Error {
   override name = 'LogLevelError';
 }
@@ -24,6 +28,7 @@ const LEVEL_SET: ReadonlySet<string> = new Set(LEVELS);
 // Go loggers (and so cellmesh operators) also spell it this way.
 const ALIASES: Readonly<Record<string, LevelName>> = { warning: 'warn', off: 'silent' };
 
+/** One level name, checked; throws LogLevelError on anything else. */
 export function parseLevel(text: string): LevelName {
   const t = text.trim().toLowerCase();
   const level = ALIASES[t] ?? t;
@@ -57,6 +62,7 @@ export function parseLevelSpec(text: string, fallback: LevelName = 'info'): Leve
   return { defaultLevel, rules };
 }
 
+/** The level a logger of this name gets under this spec (the first matching rule, else the default). */
 export function levelFor(spec: LevelSpec, name: string): LevelName {
   for (const rule of spec.rules) if (rule.pattern.test(name)) return rule.level;
   return spec.defaultLevel;

@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 
+/** Whether a logged message was sent or received. */
 export type MessageDirection = 'send' | 'recv';
 
 const DEBUG = pino.levels.values['debug'] ?? 20;
@@ -14,6 +15,7 @@ export function parseMessageNames(names: string | readonly string[]): string[] {
   return parts.map((s) => s.trim()).filter((s) => s !== '');
 }
 
+/** Mutes the message logs of these message names (--mutemsglog). */
 export function setMutedMessages(names: string | readonly string[]): void {
   muted = new Set(parseMessageNames(names));
   decided = new Map();

@@ -8,6 +8,7 @@ import { applyLevels, sink } from './registry.js';
 import type { Destination } from './sink.js';
 import { parseSize } from './size.js';
 
+/** Where logs go and at what level: the --loglevel, --logfile, --logfilesize and --logcolor flags. */
 export interface LoggingOptions {
   /** A level, or rules `regex|level,...` with a bare level as the default (see levels.ts). Default 'info'. */
   loglevel?: string;
@@ -21,6 +22,7 @@ export interface LoggingOptions {
   mutemsglog?: string | readonly string[];
 }
 
+/** Default size at which a log file is rotated (100 MiB). */
 export const DEFAULT_LOG_FILE_SIZE = 100 * 1024 * 1024;
 
 // Transports run in a worker that loads its target by path; resolving here

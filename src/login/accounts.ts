@@ -7,8 +7,11 @@ import { availableParallelism } from 'node:os';
 import type { Discovery } from '../discovery/types.js';
 import { asString } from '../discovery/values.js';
 
+/** Where the KV keeps accounts (login/accounts/<name>). */
 export const ACCOUNT_PREFIX = 'login/accounts/';
+/** What an account name may be: 1 to 32 letters, digits, _ or -. */
 export const NAME_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
+/** The shortest password accepted, in characters. */
 export const PASSWORD_MIN = 6;
 /** scrypt's cost hardly depends on length; the cap only keeps records and requests small. */
 export const PASSWORD_MAX = 128;
@@ -20,6 +23,7 @@ const SALT_BYTES = 16;
 /** A record asking for more than this is refused rather than allowed to exhaust memory. */
 const MAX_SCRYPT_MEMORY = 256 * 1024 * 1024;
 
+/** An account as the KV keeps it: the scrypt hash of its password and the hash's parameters. */
 export interface AccountRecord {
   readonly name: string;
   /** Base64. */
@@ -32,6 +36,7 @@ export interface AccountRecord {
   readonly kdf: { readonly alg: 'scrypt'; readonly N: number; readonly r: number; readonly p: number };
 }
 
+/** The outcome of a login attempt. */
 export type AuthResult =
   | { readonly ok: true; readonly account: string; readonly created: boolean }
   | { readonly ok: false; readonly reason: 'unknown_account' | 'wrong_password' };
@@ -45,15 +50,18 @@ export function checkCredentials(name: unknown, password: unknown): string | und
   return undefined;
 }
 
+/** The KV key of an account. */
 export function accountKey(name: string): string {
   return ACCOUNT_PREFIX + name;
 }
 
+/** Options of the AccountStore. */
 export interface AccountStoreOptions {
   /** Register unknown accounts on their first login instead of refusing them. */
   demo: boolean;
 }
 
+/** Accounts in the cluster's KV, with scrypt-hashed passwords; in demo mode a new name is registered on its first login. */
 export class AccountStore {
   constructor(
     private readonly discovery: Discovery,

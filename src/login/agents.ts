@@ -7,6 +7,7 @@ import type { Discovery, ServiceDesc, ServiceWatch } from '../discovery/types.js
 import { groupMatcher } from '../service/link-rules.js';
 import { memoryRatio, memoryRefusal } from '../discovery/memory.js';
 
+/** An agent's client addresses by transport, from its registration. */
 export interface AgentEndpoints {
   /** host:port of the client TCP port, when the agent has one. */
   readonly tcp?: string;
@@ -19,6 +20,7 @@ export interface AgentEndpoints {
   readonly pomelo_tcp?: string;
 }
 
+/** The agent a login sends a player to. */
 export interface AgentChoice extends AgentEndpoints {
   readonly id: string;
   readonly online: number;
@@ -37,6 +39,7 @@ const PENDING_MS = 5000;
 /** How login ranks agents that can take a player: by client share of capacity, or by memory use (DOMI). */
 export type AgentStrategy = 'least-loaded' | 'least-memory';
 
+/** How pickAgent chooses: the strategy, players already sent but not yet connected, and the random source. */
 export interface PickOptions {
   /** Players sent to this agent that its `online` does not show yet. */
   pending?: (desc: ServiceDesc) => number;
@@ -94,6 +97,7 @@ export function agentEndpoints(desc: ServiceDesc): AgentEndpoints {
   return { tcp: tcp && replaceHostPort(tcp, wan), ws: ws && replaceUrlHost(ws, wan), kcp: kcp && replaceHostPort(kcp, wan), ...pomelo(pomeloWs && replaceUrlHost(pomeloWs, wan), pomeloTcp && replaceHostPort(pomeloTcp, wan)) };
 }
 
+/** Options of the AgentPicker: the agents' group, which of them are available and visible, and the strategy. */
 export interface AgentPickerOptions {
   /** Link rule (`dev`, `dev|test`, `zone*`) of the agent groups players may be sent to. */
   group: string;

@@ -6,6 +6,7 @@ export interface RateLimitOptions {
   maxKeys?: number;
 }
 
+/** A token bucket per client IP: a burst, then so many attempts per second. */
 export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private readonly maxKeys: number;

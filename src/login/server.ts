@@ -18,7 +18,9 @@ import { serveStatic, staticRoot } from './static.js';
 import { issueToken, loadJwtKey } from './tokens.js';
 import { countLogin, loginResult } from './metrics.js';
 
+/** The largest login request body accepted (8 KiB). */
 export const MAX_LOGIN_BODY = 8 * 1024;
+/** The login's answer (503) when no gateway can take a player. */
 export const NO_AGENT_MESSAGE = 'no gateway (agent) is available right now';
 /** Where pages find the browser build of the client SDK (scripts/build-web.mjs makes it), whatever folder is served. */
 export const CLIENT_SDK_PATH = '/gamemesh/client.js';
@@ -30,6 +32,7 @@ const sdkDir = () => (sdkRoot ??= staticRoot(SDK_DIR)).catch(() => {
   throw new HttpError(404, 'the browser build of the client SDK is missing (npm run build makes it)');
 });
 
+/** Options of the login service: where it listens, what it serves, the tokens it issues, its rate limit. */
 export interface LoginOptions {
   /** A started node; the login uses its discovery, group and logger, and does not stop it. */
   node: ServiceNode;
@@ -54,6 +57,7 @@ export interface LoginOptions {
   logger?: Logger;
 }
 
+/** A running login service. */
 export interface LoginServer {
   readonly host: string;
   readonly port: number;
@@ -63,6 +67,7 @@ export interface LoginServer {
   stop(): Promise<void>;
 }
 
+/** The JSON answer of a successful POST /api/login. */
 export interface LoginReply {
   token: string;
   /** Milliseconds since the epoch. */
@@ -74,6 +79,7 @@ export interface LoginReply {
   created: boolean;
 }
 
+/** Starts the login service's HTTP endpoint (POST /api/login, GET /api/health, the static page) on a started node. */
 export async function startLogin(options: LoginOptions): Promise<LoginServer> {
   const { node } = options;
   const log = options.logger ?? node.log;

@@ -10,36 +10,43 @@ import { asString } from '../discovery/values.js';
 
 /** The only algorithm made or accepted: pinning it defeats "alg: none" and algorithm-swap forgeries. */
 export const TOKEN_ALGORITHM = 'HS256';
+/** The `iss` of every token the login issues, checked on verification. */
 export const TOKEN_ISSUER = 'gamemesh';
+/** The `aud` of every token the login issues, checked on verification. */
 export const TOKEN_AUDIENCE = 'gamemesh';
 /** HS256 keys shorter than the hash output are easier to brute-force (RFC 7518 3.2). */
 export const MIN_KEY_BYTES = 32;
 /** KV key of the shared secret when neither the flag nor the variable gives one. */
 export const JWT_SECRET_KEY = 'config/login/jwt_secret';
+/** The environment variable that may hold the JWT secret. */
 export const JWT_SECRET_ENV = 'GAMEMESH_JWT_SECRET';
 /** Tolerated clock difference between the login host and the hosts that verify. */
 const CLOCK_TOLERANCE_SEC = 5;
 /** The longest lifetime a token may have: issuing refuses more, and so does verifying. */
 export const MAX_TTL_SEC = 30 * 24 * 3600;
 
+/** What a login token says: the account (`sub`) and its display name. */
 export interface TokenClaims {
   /** The account's stable id (its name). */
   readonly sub: string;
   readonly name: string;
 }
 
+/** A signed token and when it expires. */
 export interface IssuedToken {
   readonly token: string;
   /** Milliseconds since the epoch. */
   readonly expiresAt: number;
 }
 
+/** A token that verified: its claims and expiry. */
 export interface VerifiedToken extends TokenClaims {
   /** Seconds since the epoch, as in the JWT. */
   readonly iat: number;
   readonly exp: number;
 }
 
+/** Why a token was refused. */
 export type TokenErrorCode = 'expired' | 'invalid';
 
 /** Why a token was refused; `expired` lets a client know to log in again rather than report an attack. */
@@ -53,12 +60,14 @@ export class TokenError extends Error {
   }
 }
 
+/** Options of issueToken: the token's lifetime, and the clock (tests). */
 export interface IssueOptions {
   ttlSec: number;
   /** Issue time in ms since the epoch (default now); tests use it to make expired tokens. */
   now?: number;
 }
 
+/** Signs a login token (HS256) for these claims. */
 export async function issueToken(claims: TokenClaims, key: Uint8Array, options: IssueOptions): Promise<IssuedToken> {
   checkKey(key);
   const { ttlSec } = options;
@@ -113,6 +122,7 @@ export function keyFromSecret(secret: string): Uint8Array {
   return key;
 }
 
+/** Where loadJwtKey looks first: a given secret, else the environment (GAMEMESH_JWT_SECRET); else the key comes from the KV. */
 export interface LoadKeyOptions {
   /** The --jwt-secret flag; '' or undefined falls through to the variable, then the KV. */
   secret?: string;

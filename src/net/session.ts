@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 /** Message id 0 is the link-level heartbeat: never delivered to handlers. */
 export const HEARTBEAT_MSG_ID = 0;
 
+/** Limits every session has: frame size, outbound queue, idle timeout and heartbeat. */
 export interface SessionOptions {
   /** Largest accepted inbound frame, checked before buffering (bytes). */
   maxFrame?: number;
@@ -15,6 +16,7 @@ export interface SessionOptions {
   heartbeatMs?: number;
 }
 
+/** The session limits used unless told otherwise. */
 export const SESSION_DEFAULTS: Required<SessionOptions> = {
   maxFrame: 1024 * 1024,
   maxOutbound: 8 * 1024 * 1024,
@@ -25,6 +27,7 @@ export const SESSION_DEFAULTS: Required<SessionOptions> = {
 /** How a session reaches its peer. */
 export type SessionTransport = 'tcp' | 'ws' | 'kcp';
 
+/** What a session emits: each frame, its close (with the reason), and drain. */
 export interface SessionEvents {
   frame: [msgId: number, seq: number, body: Buffer];
   close: [reason: string, error: Error | undefined];
@@ -63,6 +66,7 @@ export interface Session extends EventEmitter<SessionEvents> {
 }
 
 let nextSessionId = 1;
+/** A process-unique session id, for logs. */
 export function allocSessionId(): number {
   return nextSessionId++;
 }

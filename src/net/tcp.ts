@@ -106,6 +106,7 @@ export function endSocket(socket: net.Socket, abort: boolean): void {
   setTimeout(() => socket.destroy(), 2000).unref();
 }
 
+/** Options of listenTcp. */
 export interface TcpListenOptions extends SessionOptions {
   host?: string;
   port?: number;
@@ -113,6 +114,7 @@ export interface TcpListenOptions extends SessionOptions {
   maxConnections?: number;
 }
 
+/** A running TCP listener and the sessions it accepted. */
 export interface TcpListener<S extends Session = TcpSession> {
   readonly host: string;
   readonly port: number;
@@ -157,10 +159,12 @@ export function listenTcp<S extends Session = TcpSession>(
   });
 }
 
+/** Options of dialTcp. */
 export interface TcpDialOptions extends SessionOptions {
   connectTimeoutMs?: number;
 }
 
+/** Connects to a TCP listener and returns the session. */
 export function dialTcp(host: string, port: number, options: TcpDialOptions = {}): Promise<TcpSession> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host, port });

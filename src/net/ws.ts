@@ -121,6 +121,7 @@ export function endWebSocket(ws: WebSocket, abort: boolean): void {
   setTimeout(() => ws.terminate(), 2000).unref();
 }
 
+/** Options of listenWs. */
 export interface WsListenOptions extends SessionOptions {
   host?: string;
   port?: number;
@@ -131,6 +132,7 @@ export interface WsListenOptions extends SessionOptions {
   upgradeTimeoutMs?: number;
 }
 
+/** A running WebSocket listener and the sessions it accepted. */
 export interface WsListener<S extends Session = WsSession> {
   readonly host: string;
   readonly port: number;
@@ -223,6 +225,7 @@ export function listenWs<S extends Session = WsSession>(
   });
 }
 
+/** Connects to a WebSocket listener and returns the session. */
 export function dialWs(url: string, options: SessionOptions & { connectTimeoutMs?: number } = {}): Promise<WsSession> {
   return new Promise((resolve, reject) => {
     const maxFrame = options.maxFrame ?? 1024 * 1024;

@@ -17,8 +17,10 @@ export const MAX_OPTIONS_BYTES = 4096;
 const READY_TIMEOUT_MS = 10_000;
 const LISTING_DEBOUNCE_MS = 100;
 
+/** Handles a client message in the room its sender is in. */
 export type RoomMessageHandler<T> = (room: Room<unknown>, member: RoomMember, msg: T, client: ClientContext) => void | Promise<void>;
 
+/** Options of a RoomHost. */
 export interface RoomHostOptions {
   /** Calls to another instance (seat requests) time out after this. Default 10000. */
   seatTimeoutMs?: number;

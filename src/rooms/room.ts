@@ -16,6 +16,7 @@ export type LeaveReason =
   /** The room was disposed. */
   | 'disposed';
 
+/** A room's creation options (the JSON a join sends), which joinOrCreate's filter matches. */
 export type RoomOptions = Readonly<Record<string, unknown>>;
 
 /** A client holding a seat in a room, as the room's hooks see it. */

@@ -7,6 +7,7 @@ import type { Discovery, KeyValue, KvEvent, Watch } from '../discovery/types.js'
 import { asString } from '../discovery/values.js';
 import { createLogger, type Logger } from '../log/index.js';
 
+/** Options of CloudConfig: the key prefix, whether to write defaults, the logger. */
 export interface CloudConfigOptions {
   /** Keys are read under this prefix: `cfg.int('agent/x', 1)` reads `config/agent/x`. Default 'config/'. */
   prefix?: string;
@@ -18,8 +19,10 @@ export interface CloudConfigOptions {
 /** Turns stored text into a value, or undefined when the text is not one. */
 type Parse<T> = (text: string) => T | undefined;
 
+/** Called with a config key's new value (undefined when it was deleted). */
 export type ChangeListener = (value: string | undefined) => void;
 
+/** Live configuration from the KV (config/...): cached values, typed reads and change callbacks. */
 export class CloudConfig {
   private readonly listeners = new Map<string, Set<ChangeListener>>();
   private readonly written = new Set<string>();

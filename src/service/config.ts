@@ -8,6 +8,7 @@ import { parseLevelSpec } from '../log/levels.js';
 import { parseSize } from '../log/size.js';
 import { HARBOR_TYPE, MAX_CLUSTER, MAX_INDEX, MAX_TYPE } from './identity.js';
 
+/** The kinds of value a service flag takes. */
 export type FlagType = 'string' | 'number' | 'integer' | 'boolean' | 'size' | 'list';
 
 /** What each flag type parses to; `size` is bytes, `list` splits on '|' or ','. */
@@ -20,6 +21,7 @@ export interface FlagTypeMap {
   list: string[];
 }
 
+/** One flag: its type, default, description and check. */
 export type FlagSpec = {
   [T in FlagType]: {
     readonly type: T;
@@ -31,8 +33,10 @@ export type FlagSpec = {
   };
 }[FlagType];
 
+/** A program's flags by name. */
 export type FlagSpecs = Readonly<Record<string, FlagSpec>>;
 
+/** The parsed values of a set of flags, typed by their specs. */
 export type FlagValues<F extends FlagSpecs> = { -readonly [K in keyof F]: FlagTypeMap[F[K]['type']] };
 
 /** The standard flags, parsed. */
@@ -83,6 +87,7 @@ export interface ServiceConfig {
   readonly memthreshold: number;
 }
 
+/** A flag that cannot be used, with where its bad value came from. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
   constructor(
@@ -96,8 +101,10 @@ export class ConfigError extends Error {
   }
 }
 
+/** The prefix of the environment variables that set flags (GAMEMESH_SDADDR sets --sdaddr). */
 export const ENV_PREFIX = 'GAMEMESH_';
 
+/** The flags every service takes (cellmesh's, plus the token, cluster, type, listen and admin). */
 export const STANDARD_FLAGS = {
   sdaddr: { type: 'string', default: '127.0.0.1:8900', description: 'discovery address: host:port, or etcd://host:port[,host:port]', validate: checkSdaddr },
   svcgroup: { type: 'string', default: 'dev', description: 'service group; instances of one group see each other', validate: checkGroup },
@@ -134,6 +141,7 @@ export const STANDARD_FLAGS = {
 // Fails to compile when a flag's type and its ServiceConfig field drift apart (`satisfies` above keeps the keys in step).
 const _inStep: FlagValues<typeof STANDARD_FLAGS> extends ServiceConfig ? true : never = true;
 
+/** Options of loadConfig: the argv, the environment, the program's own flags, and defaults. */
 export interface LoadConfigOptions<F extends FlagSpecs> {
   /** Default: process.argv.slice(2). */
   argv?: readonly string[];
@@ -145,6 +153,7 @@ export interface LoadConfigOptions<F extends FlagSpecs> {
   defaults?: Partial<ServiceConfig>;
 }
 
+/** What loadConfig parsed: the standard config, the program's own values, the other arguments, --help, and where each value came from. */
 export interface LoadedConfig<F extends FlagSpecs> {
   config: ServiceConfig;
   values: FlagValues<F>;

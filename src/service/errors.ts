@@ -19,6 +19,7 @@ export type RpcErrorCode =
 
 const CODES: ReadonlySet<string> = new Set<RpcErrorCode>(['unknown_method', 'timeout', 'unavailable', 'busy', 'application', 'cancelled', 'bad_request', 'unreachable']);
 
+/** A failed RPC (or a refused client message): `code` says why, and crosses the link to the caller. */
 export class RpcError extends Error {
   override name = 'RpcError';
   constructor(

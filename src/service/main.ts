@@ -8,10 +8,12 @@ const STOP_MARGIN_MS = 4000;
 /** After a stop, how long something left running (a stuck handler's timer) may keep the process alive. */
 const LINGER_MS = 1000;
 
+/** What a service's run() returns: something serviceMain stops on SIGTERM or SIGINT. */
 export interface Stoppable {
   stop(): Promise<void>;
 }
 
+/** Options of serviceMain: the program's name, its own flags, and the run function. */
 export interface ServiceMainOptions<F extends FlagSpecs> {
   program: string;
   summary: string;

@@ -63,6 +63,7 @@ export interface NodeConfig {
   memthreshold?: number;
 }
 
+/** How a ServiceNode joins the mesh: its name, config, dependencies and limits. */
 export interface ServiceNodeOptions {
   /** Service name, e.g. "game". */
   name: string;
@@ -92,8 +93,10 @@ export interface ServiceNodeOptions {
   logger?: Logger;
 }
 
+/** Who a call or message goes to: a service by name (with a strategy or key), a node id, or a logical address. */
 export type Target = string | { readonly id: string } | { readonly addr: string | number } | { readonly service: string; readonly strategy?: Strategy; readonly key?: string };
 
+/** Per-call options: timeout, cancellation, waiting for an instance. */
 export interface CallOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -101,6 +104,7 @@ export interface CallOptions {
   waitForInstance?: boolean;
 }
 
+/** What a ServiceNode emits: peers up, linked, down and gone; ready; stopping; a registration conflict. */
 export interface ServiceNodeEvents {
   peerUp: [peer: PeerInfo];
   /** A new link to the peer carries what is sent to it from now on: after a connect, and again when a duplicate link replaces the first. */

@@ -13,12 +13,14 @@ import { receiveTraceContext, sendTraceContext, takeTraceContext } from './trace
 export const RESPONSE_BIT = 0x80000000;
 const MAX_CALL_ID = 0x7fffffff;
 
+/** The peer at the other end of a link: its id, service name and logical address. */
 export interface PeerInfo {
   readonly id: string;
   readonly name: string;
   readonly addr: number;
 }
 
+/** What a handler gets besides the request: the peer, the method, and a signal aborted when the call is cancelled. */
 export interface CallContext {
   readonly peer: PeerInfo;
   /** The request message's name. */
@@ -27,6 +29,7 @@ export interface CallContext {
   readonly signal: AbortSignal;
 }
 
+/** An outgoing call, as client interceptors see it. */
 export interface ClientCall {
   readonly method: string;
   readonly peer: PeerInfo;
@@ -34,6 +37,7 @@ export interface ClientCall {
   readonly timeoutMs: number;
 }
 
+/** An incoming call or message, as server interceptors see it. */
 export interface ServerCall {
   readonly kind: 'rpc' | 'message';
   readonly method: string;
@@ -46,8 +50,11 @@ export type ClientInterceptor = (call: ClientCall, next: () => Promise<unknown>)
 /** Middleware around incoming calls and messages. Throw to refuse. */
 export type ServerInterceptor = (call: ServerCall, next: () => Promise<unknown>) => Promise<unknown>;
 
+/** A message as handlers return and senders pass it: any field may be left out (protobuf defaults). */
 export type Init<T> = Partial<T>;
+/** Answers one request type. */
 export type RpcHandler<Req, Res> = (req: Req, ctx: CallContext) => Init<Res> | Promise<Init<Res>>;
+/** Receives one one-way message type. */
 export type MessageHandler<T> = (msg: T, ctx: CallContext) => void | Promise<void>;
 
 type RpcEntry = { kind: 'rpc'; req: MessageType<unknown>; res: MessageType<unknown>; fn: RpcHandler<unknown, unknown>; stats: ServerMethod };

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { memoryRatio, memoryRefusal } from '../discovery/memory.js';
 
+/** How a call to a service picks one of its instances. */
 export type Strategy = 'random' | 'round-robin' | 'least-loaded' | 'least-memory' | 'hash';
 
 export interface Candidate {

@@ -8,6 +8,7 @@ import { DiscoveryError, type Discovery, type KeyValue } from '../discovery/type
 import { asString } from '../discovery/values.js';
 import { HARBOR_TYPE, MAX_TYPE } from './identity.js';
 
+/** The KV key of the cluster's service type numbers. */
 export const TYPES_KEY = 'config/types';
 
 /** gamemesh's own services get these numbers when they are free; harbors (cross-cluster routers) are always 255. */
@@ -16,6 +17,7 @@ export const WELL_KNOWN_TYPES: Readonly<Record<string, number>> = { agent: 1, hu
 /** Numbers handed out to other names start here; 1..15 are kept for gamemesh's own services. */
 export const FIRST_APP_TYPE = 16;
 
+/** A service type number that cannot be had: taken by another service, out of range, or the table is full. */
 export class ServiceTypeError extends Error {
   override name = 'ServiceTypeError';
 }

@@ -42,6 +42,7 @@ export interface TestService {
   start(config: TestServiceConfig): Promise<Stoppable>;
 }
 
+/** The login service of a test cluster. */
 export interface TestLoginOptions {
   /** Register unknown accounts on their first login (the default: tests log in with any name). */
   readonly demo?: boolean;
@@ -51,13 +52,14 @@ export interface TestLoginOptions {
   readonly ttlSec?: number;
 }
 
+/** What startTestCluster starts. */
 export interface TestClusterOptions {
   /** The user's services, started in this order after discovery. */
   readonly services?: readonly TestService[];
   /** How many gateways (agents). Default 1; 0 starts none. */
   readonly agents?: number;
-  /** The gateway route table: `routes` from `gamemesh gen`'s index.ts, or routes.json's content. Without it the agents read the KV. */
-  readonly routes?: readonly Route[] | RouteTableJSON;
+  /** The gateway route table: `routes` from `gamemesh gen`'s index.ts, routes.json's content, or a RouteTable. Without it the agents read the KV. */
+  readonly routes?: readonly Route[] | RouteTableJSON | RouteTable;
   /** Start the login service too; `client()` then logs in first. */
   readonly login?: boolean | TestLoginOptions;
   /** `memory` (default), or `datafile`: a temporary file that survives `restart('discovery')` and is removed by `stop()`. */
@@ -70,6 +72,7 @@ export interface TestClusterOptions {
   readonly shutdownTimeoutMs?: number;
 }
 
+/** Options of cluster.client(): the login account, the transport, and any GameClient option. */
 export interface TestClientOptions extends Omit<GameClientOptions, 'transport' | 'token'> {
   /** Login account (with login on). Default `player1`, `player2`, ... */
   readonly account?: string;
@@ -89,6 +92,7 @@ export interface TestClient extends GameClient {
   readonly loginToken: string;
 }
 
+/** A running test cluster: its addresses, clients, and the parts to kill and restart. */
 export interface TestCluster {
   /** host:port of the discovery server: give it to what the harness does not start itself. */
   readonly sdaddr: string;
@@ -128,7 +132,8 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
   applyLevels(parseLevelSpec(options.logLevel ?? 'warn'));
   const token = options.token ?? randomBytes(24).toString('base64url');
   const drainMs = options.shutdownTimeoutMs ?? 1000;
-  const routes = options.routes === undefined ? undefined : RouteTable.parse(Array.isArray(options.routes) ? { version: 1, routes: options.routes } : (options.routes as RouteTableJSON));
+  const given = options.routes;
+  const routes = given === undefined || given instanceof RouteTable ? given : RouteTable.parse(Array.isArray(given) ? { version: 1, routes: given } : given);
   const agentCount = options.agents ?? 1;
   if (!Number.isInteger(agentCount) || agentCount < 0) throw new TestClusterError(`agents must be a whole number >= 0, got ${String(agentCount)}`);
   const services = options.services ?? [];

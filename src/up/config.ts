@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 
+/** One service of a cluster file, as written (variables not yet substituted). */
 export interface ServiceDef {
   readonly name: string;
   /** Command and arguments; `gamemesh` and `node` as the command are special (see resolve.ts). */
@@ -21,6 +22,7 @@ export interface ServiceDef {
   readonly version?: number;
 }
 
+/** A cluster file (docs/cluster-file.md), checked field by field. */
 export interface ClusterFile {
   readonly name: string;
   readonly vars: Readonly<Record<string, string>>;
@@ -33,6 +35,7 @@ export interface ClusterFile {
   readonly source: string;
 }
 
+/** A cluster file that cannot be used; `field` names the field at fault. */
 export class ClusterFileError extends Error {
   override name = 'ClusterFileError';
   constructor(
@@ -53,6 +56,7 @@ const TOP_FIELDS = ['name', 'vars', 'env', 'secrets', 'services', 'urls', 'descr
 const SERVICE_FIELDS = ['name', 'run', 'ready', 'oneshot', 'role', 'env', 'version', 'description'];
 const ROLES = ['discovery', 'hub'];
 
+/** Reads and checks a cluster file; throws ClusterFileError naming the field at fault. */
 export function loadClusterFile(file: string): ClusterFile {
   let text: string;
   try {
@@ -63,6 +67,7 @@ export function loadClusterFile(file: string): ClusterFile {
   return parseClusterFile(text, file);
 }
 
+/** Checks a cluster file's text; throws ClusterFileError naming the field at fault. */
 export function parseClusterFile(text: string, source = 'cluster file'): ClusterFile {
   let json: unknown;
   try {

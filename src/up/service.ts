@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { formatLogLine, LineSplitter, type Printer } from './logs.js';
 import type { ResolvedService } from './resolve.js';
 
+/** Where a service of a running cluster is: pending, starting, ready, done (a oneshot), backoff, failed, stopped or skipped. */
 export type ServiceState =
   | 'pending' // not started yet
   | 'starting' // running, ready line not seen yet

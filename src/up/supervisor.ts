@@ -14,6 +14,7 @@ import { cannotRoll, rolledSpec, versionOf, type RollNote } from './roll.js';
 export { ClusterFileError, loadClusterFile, parseClusterFile, type ClusterFile, type ServiceDef } from './config.js';
 export type { ServiceInfo, ServiceState } from './service.js';
 
+/** Options of startCluster: variable overrides, working directory, timings and output. */
 export interface StartOptions {
   /** Variable overrides (`--sdaddr`, `--http`, `--var k=v`). */
   vars?: Readonly<Record<string, string>>;
@@ -39,6 +40,7 @@ export interface StartOptions {
   rawLogs?: boolean;
 }
 
+/** A running cluster from startCluster. */
 export interface Cluster {
   readonly name: string;
   /** After substitution. */
@@ -60,6 +62,7 @@ export interface Cluster {
   roll(names: readonly string[], note?: RollNote): Promise<void>;
 }
 
+/** The cluster did not start: `service` names the one that failed ('' when the start was stopped). */
 export class ClusterStartError extends Error {
   override name = 'ClusterStartError';
   constructor(
@@ -163,6 +166,9 @@ export function startCluster(file: string | ClusterFile, options: StartOptions =
         retiring.add(current);
         current.retire();
         old.push(current);
+      } else {
+        // It retired already: an earlier new instance of the same service took over from it.
+        note(`${name}: the old instance had stopped already (${current.lastExit ?? current.state})`);
       }
     }
     await Promise.all(

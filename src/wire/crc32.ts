@@ -7,6 +7,7 @@ for (let n = 0; n < 256; n++) {
   TABLE[n] = c;
 }
 
+/** CRC-32 (IEEE) of data[start..end). */
 export function crc32(data: Uint8Array, start = 0, end = data.length): number {
   let crc = -1;
   for (let i = start; i < end; i++) crc = (TABLE[(crc ^ (data[i] as number)) & 0xff] as number) ^ (crc >>> 8);

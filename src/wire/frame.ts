@@ -7,12 +7,18 @@
  *   ...    body     protobuf-encoded message
  */
 export const LENGTH_BYTES = 4;
+/** Header bytes after the length: message id (2) and seq (4). */
 export const HEADER_AFTER_LENGTH = 6;
+/** The whole frame header: length, message id and seq. */
 export const HEADER_BYTES = LENGTH_BYTES + HEADER_AFTER_LENGTH;
+/** The largest frame accepted unless told otherwise (1 MiB). */
 export const DEFAULT_MAX_FRAME = 1024 * 1024;
+/** The largest message id (16 bits). */
 export const MAX_MSG_ID = 0xffff;
+/** The largest sequence number (32 bits). */
 export const MAX_SEQ = 0xffffffff;
 
+/** A frame that cannot be decoded: too large, or cut short. */
 export class FrameError extends Error {
   override name = 'FrameError';
 }
@@ -25,12 +31,14 @@ export function encodeFrame(msgId: number, seq: number, body: Uint8Array): Buffe
   return frame;
 }
 
+/** Writes a frame header at offset: the length, then message id and seq. */
 export function writeHeader(target: Buffer, offset: number, msgId: number, seq: number, bodyLength: number): void {
   target.writeUInt32BE(HEADER_AFTER_LENGTH + bodyLength, offset);
   target.writeUInt16BE(msgId, offset + 4);
   target.writeUInt32BE(seq >>> 0, offset + 6);
 }
 
+/** Receives each decoded frame: its message id, its seq and its body. */
 export type FrameHandler = (msgId: number, seq: number, body: Buffer) => void;
 
 /**

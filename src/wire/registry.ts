@@ -26,6 +26,7 @@ function findProtoDir(): string {
   throw new Error('gamemesh: cannot find the proto/ directory of the package');
 }
 
+/** A .proto message that cannot be registered: a bad or duplicate (gamemesh.id). */
 export class RegistryError extends Error {
   override name = 'RegistryError';
 }

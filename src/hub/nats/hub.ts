@@ -11,6 +11,7 @@ import { hubClients } from '../metrics.js';
 import { channelSubject, decodeEnvelope, encodeEnvelope, subjectPrefix } from './subjects.js';
 import { parseNatsAddr } from './url.js';
 
+/** Options of NatsHub, pub/sub through a NATS server: its address and auth, the subject prefix, queue and size limits. */
 export interface NatsHubOptions {
   /** `nats://host:port[,host:port]` (default: the node's --hub). */
   url?: string;

@@ -14,6 +14,7 @@ export const CONTROL_VERSION = 1;
 export const CONTROL_HEADER_BYTES = 8;
 export const COOKIE_BYTES = 16;
 
+/** The kinds of KCP control datagrams (the cookie handshake and the close). */
 export const enum ControlType {
   Hello = 1,
   Challenge = 2,
@@ -48,6 +49,7 @@ export const enum CloseCode {
   Protocol = 4,
 }
 
+/** A decoded KCP control datagram. */
 export type Control =
   | { type: ControlType.Hello; nonce: number }
   | { type: ControlType.Challenge; nonce: number; timestamp: number; cookie: Buffer }
@@ -72,6 +74,7 @@ function header(size: number, type: ControlType): Buffer {
   return buf;
 }
 
+/** Encodes a KCP control datagram. */
 export function encodeControl(c: Control): Buffer {
   switch (c.type) {
     case ControlType.Hello: {

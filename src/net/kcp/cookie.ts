@@ -8,6 +8,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { COOKIE_BYTES } from './control.js';
 
+/** Makes and checks the stateless cookies of the KCP handshake (an HMAC of the client's address and the time). */
 export class CookieJar {
   private readonly key: Buffer;
 

@@ -13,8 +13,10 @@ import { KcpDriver } from './driver.js';
 import { NORMAL_MODE, TURBO_MODE } from './engine.js';
 import { KcpSession, type KcpLink, type KcpTuning } from './session.js';
 
+/** KCP presets: normal (TCP-like) or turbo (low latency, more bandwidth). */
 export type KcpModeName = 'normal' | 'turbo';
 
+/** Options of dialKcp. */
 export interface KcpDialOptions extends SessionOptions, KcpTuning {
   /** Both sides run this mode (the agent applies what Connect asks for). Default turbo. */
   mode?: KcpModeName;
@@ -29,6 +31,7 @@ const CLOSE_REASONS: Record<number, string> = {
   [CloseCode.Shutdown]: 'the agent is shutting down',
 };
 
+/** Connects to a KCP listener: the cookie handshake, then a session. */
 export async function dialKcp(host: string, port: number, options: KcpDialOptions = {}): Promise<KcpSession> {
   const address = net.isIP(host) ? host : (await lookup(host)).address;
   const socket = dgram.createSocket(net.isIPv6(address) ? 'udp6' : 'udp4');

@@ -56,6 +56,7 @@ function bounded(name: string, value: number, min: number, max: number): number 
   return value;
 }
 
+/** The KCP protocol state machine (as ikcp.c): segments, acks, retransmission and windows, with no I/O of its own. */
 export class KcpEngine {
   readonly mtu: number;
   readonly mss: number;

@@ -14,6 +14,7 @@ import { KcpDriver } from './driver.js';
 import { KCP_DEFAULT_MTU, NORMAL_MODE, TURBO_MODE, type KcpMode } from './engine.js';
 import { KcpSession, type KcpLink, type KcpTuning } from './session.js';
 
+/** Options of listenKcp. */
 export interface KcpListenOptions extends SessionOptions, KcpTuning {
   host?: string;
   port?: number;
@@ -25,6 +26,7 @@ export interface KcpListenOptions extends SessionOptions, KcpTuning {
   recvBufferSize?: number;
 }
 
+/** A KCP listener's counters of datagrams dropped, by cause. */
 export interface KcpListenerStats {
   /** Datagrams received, of any kind. */
   datagrams: number;
@@ -48,6 +50,7 @@ export interface KcpListenerStats {
   oversized: number;
 }
 
+/** A running KCP listener. */
 export interface KcpListener {
   readonly host: string;
   readonly port: number;
@@ -61,6 +64,7 @@ export function modeOf(byte: number): KcpMode {
   return byte === ModeByte.Turbo ? TURBO_MODE : NORMAL_MODE;
 }
 
+/** Listens for KCP sessions on a UDP port; each one that completes the cookie handshake goes to onSession. */
 export function listenKcp(options: KcpListenOptions, onSession: (s: KcpSession) => void): Promise<KcpListener> {
   const server = new KcpServer(options, onSession);
   return server.start();

@@ -17,6 +17,7 @@ export const NORMAL_MODE: KcpMode = Object.freeze({ nodelay: 0, interval: 40, re
 /** ikcp's "turbo mode": ikcp_nodelay(kcp, 1, 10, 2, 1). */
 export const TURBO_MODE: KcpMode = Object.freeze({ nodelay: 1, interval: 10, resend: 2, nc: true });
 
+/** The KCP engine's parameters: window sizes, interval, nodelay, resend, MTU. */
 export interface KcpEngineOptions {
   mode?: KcpMode;
   /** Largest datagram sent, headers included (ikcp default 1400; 50..1500). */
@@ -33,4 +34,5 @@ export interface KcpEngineOptions {
   clock?: () => number;
 }
 
+/** The MTU KCP uses unless told otherwise (bytes per datagram). */
 export const KCP_DEFAULT_MTU = 1400;

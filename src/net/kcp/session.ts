@@ -13,6 +13,7 @@ export interface KcpLink {
   released(session: KcpSession): void;
 }
 
+/** KCP knobs shared by the dialer and the listener: MTU, send and receive windows, and the drain time on close. */
 export interface KcpTuning {
   mtu?: number;
   sndWnd?: number;
@@ -21,6 +22,7 @@ export interface KcpTuning {
   drainMs?: number;
 }
 
+/** Options of a KCP session. */
 export interface KcpSessionOptions extends SessionOptions, KcpTuning {
   mode: KcpMode;
 }

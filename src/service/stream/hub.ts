@@ -18,6 +18,7 @@ export interface StreamOptions {
   maxStreamsPerLink?: number;
 }
 
+/** Options of openStream: meta for the receiver, the window, the time to open, and cancellation. */
 export interface OpenStreamOptions {
   /** Told to the acceptor in `info.meta` (at most 64 entries, 8 KiB). */
   meta?: Readonly<Record<string, string>>;
@@ -34,6 +35,7 @@ export interface OpenStreamOptions {
 /** Accepts a stream a peer opened; `info` says who and its meta. A throw or rejection resets the stream. */
 export type StreamHandler = (stream: MeshStream, info: StreamInfo) => void | Promise<void>;
 
+/** The stream windows and limits used unless told otherwise. */
 export const STREAM_DEFAULTS: Required<StreamOptions> = {
   window: 256 * 1024,
   maxWindow: 16 * 1024 * 1024,
