@@ -11,7 +11,7 @@ import type { PubSub } from '../src/hub/api.js';
 import { EchoReq } from './helpers/echo.js';
 import { cleanupStack, startDiscoveryServer, startNode } from './helpers/mesh.js';
 import { NatsCluster, natsMissing } from './helpers/nats.js';
-import { waitFor, within } from './helpers/proc.js';
+import { freePort, waitFor, within } from './helpers/proc.js';
 import { hubBehaviour } from './suites/hub-behaviour.js';
 
 const missing = natsMissing();
@@ -62,6 +62,34 @@ if (missing) {
     assert.equal(bad.publish('c', EchoReq, { n: 8 }), true, 'its publishes are queued');
     assert.equal(bad.stats().queued, 1);
     assert.deepEqual(got, [7]);
+  });
+
+  test('no NATS server yet: publishes queue, the client connects once one starts; a node stopped while none answers stops cleanly', async (t) => {
+    const defer = cleanupStack(t);
+    const { addr } = await startDiscoveryServer(defer);
+    const port = await freePort();
+    const hubs: PubSub[] = [];
+    for (const name of ['early', 'gone']) {
+      await startNode(defer, addr, { name, config: { hub: `nats://127.0.0.1:${port}` } }, (node) => {
+        hubs.push(new NatsHub(node, { reconnectWaitMs: 100 }));
+      });
+    }
+    const [early, gone] = hubs as [PubSub, PubSub];
+    const mine: number[] = [];
+    early.subscribe('late', EchoReq, (m) => {
+      mine.push(m.n);
+    });
+    assert.equal(early.publish('late', EchoReq, { n: 1 }), true);
+    assert.equal(early.stats().queued, 1);
+    const started = Date.now();
+    await gone.node.stop();
+    assert.ok(Date.now() - started < 3000, 'stopping does not wait for a server');
+    const nats = await NatsCluster.start(1, { port });
+    defer(() => nats.stop());
+    await within(early.whenSynced(), 10_000, 'connected once the server is up');
+    await waitFor(() => mine.length === 1, 5000, 'the queued message');
+    assert.deepEqual(mine, [1]);
+    assert.equal(gone.synced, false, 'the stopped node never connected');
   });
 
   test('a three-server NATS cluster loses one server to kill -9: every subscriber still gets every later message', async (t) => {

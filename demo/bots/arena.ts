@@ -58,7 +58,7 @@ export async function arenaBot(client: GameClient, plan: ArenaBotPlan): Promise<
   stats.joined++;
   stats.rooms.add(room.id);
   plan.onIn();
-  let pending: { seq: number; at: number } | undefined;
+  let pending: { seq: number; at: number; measured: boolean } | undefined;
   let lastState = 0;
   room.onMessage(ArenaState, (s) => {
     const now = performance.now();
@@ -70,7 +70,8 @@ export async function arenaBot(client: GameClient, plan: ArenaBotPlan): Promise<
     if (!pending) return;
     const me = s.players.find((p) => p.seat === room.seat);
     if (me && me.ack >= pending.seq) {
-      if (stats.measuring) stats.latencies.push(now - pending.at);
+      // Only inputs sent inside the window count, so the timed ones are a subset of those counted as sent.
+      if (stats.measuring && pending.measured) stats.latencies.push(now - pending.at);
       pending = undefined;
     }
   });
@@ -86,7 +87,7 @@ export async function arenaBot(client: GameClient, plan: ArenaBotPlan): Promise<
     // One input in flight is timed at a time: a turn while one is unacknowledged is sent but not timed.
     if (room.send(ArenaInput, { dx, dy, seq: ++seq })) {
       if (stats.measuring) stats.inputs++;
-      pending ??= { seq, at: performance.now() };
+      pending ??= { seq, at: performance.now(), measured: stats.measuring };
     }
     await sleep(Math.min(300 + plan.random() * 700, plan.clock.endAt - performance.now()));
   }

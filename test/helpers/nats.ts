@@ -26,6 +26,8 @@ export interface NatsOptions {
   user?: string;
   pass?: string;
   readyTimeoutMs?: number;
+  /** Client port of the first server (default: a free one). */
+  port?: number;
 }
 
 const clusters = new Set<NatsCluster>();
@@ -99,7 +101,7 @@ export class NatsCluster {
     if (missing) throw new Error(missing);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gm-nats-'));
     const ports: { client: number; cluster: number }[] = [];
-    for (let i = 0; i < size; i++) ports.push({ client: await uniqueFreePort(), cluster: await uniqueFreePort() });
+    for (let i = 0; i < size; i++) ports.push({ client: i === 0 && options.port ? options.port : await uniqueFreePort(), cluster: await uniqueFreePort() });
     const auth = options.token ? ['--auth', options.token] : options.user ? ['--user', options.user, '--pass', options.pass ?? ''] : [];
     const servers = ports.map((p, i) => {
       const routes = ports.filter((_, j) => j !== i).map((q) => `nats://127.0.0.1:${q.cluster}`).join(',');

@@ -93,7 +93,7 @@ export class NatsHub extends EventEmitter<HubEvents> implements PubSub {
     const { servers } = parseNatsAddr(this.opts.url);
     hubClients.add(this);
     node.onDrain(() => this.close());
-    this.connect(servers).catch((err: Error) => node.log.error({ err: err.message }, 'hub: cannot connect to NATS'));
+    this.connect(servers).catch((err: Error) => node.log.error({ err: err.message }, 'hub: the NATS connection failed'));
   }
 
   // ---- subscribing ----------------------------------------------------------
@@ -160,22 +160,32 @@ export class NatsHub extends EventEmitter<HubEvents> implements PubSub {
 
   private async connect(servers: string[]): Promise<void> {
     const { connect, Events } = await import('nats');
-    if (this.closed) return;
-    const nc = await connect({
-      servers,
-      name: this.node.id,
-      token: this.opts.token,
-      user: this.opts.user,
-      pass: this.opts.pass,
-      // A game cluster outlives any one NATS server: never give up, and wait for the first one too.
-      maxReconnectAttempts: -1,
-      waitOnFirstConnect: true,
-      reconnectTimeWait: this.opts.reconnectWaitMs,
-      reconnectJitter: 100,
-      // A server that vanished without a FIN (host down, partition) is noticed in about 10 s.
-      pingInterval: 5000,
-      maxPingOut: 2,
-    });
+    // Our own loop for the first connection, so a node that stops while no server answers stops retrying too.
+    let nc: NatsConnection | undefined;
+    for (let attempt = 0; !this.closed; attempt++) {
+      try {
+        nc = await connect({
+          servers,
+          name: this.node.id,
+          token: this.opts.token,
+          user: this.opts.user,
+          pass: this.opts.pass,
+          // Once connected, never give up: a game cluster outlives any one NATS server.
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: this.opts.reconnectWaitMs,
+          reconnectJitter: 100,
+          timeout: 5000,
+          // A server that vanished without a FIN (host down, partition) is noticed in about 10 s.
+          pingInterval: 5000,
+          maxPingOut: 2,
+        });
+        break;
+      } catch (err) {
+        if (attempt % 40 === 0) this.node.log.warn({ servers, err: (err as Error).message, attempt }, 'hub: cannot connect to NATS yet; publishes are queued, retrying');
+        await new Promise((r) => setTimeout(r, this.opts.reconnectWaitMs));
+      }
+    }
+    if (!nc) return;
     if (this.closed) {
       await nc.close();
       return;
@@ -266,12 +276,24 @@ export class NatsHub extends EventEmitter<HubEvents> implements PubSub {
     hubClients.retire(this);
     const nc = this.nc;
     if (!nc) return;
+    const wasConnected = this.connected;
     this.connected = false;
-    try {
-      if (!nc.isClosed()) await nc.drain();
-    } catch {
-      await nc.close().catch(() => {});
+    if (nc.isClosed()) return;
+    // Drain sends what is buffered, but only a connected client can; a reconnecting one is closed at once
+    // (which also ends its reconnect loop), and a drain that takes too long is cut short.
+    if (wasConnected) {
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        nc.drain().then(
+          () => true,
+          () => false,
+        ),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000))),
+      ]);
+      clearTimeout(timer);
+      if (drained) return;
     }
+    await nc.close().catch(() => {});
   }
 
   private checkChannel(channel: string): void {
