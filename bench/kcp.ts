@@ -33,6 +33,7 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { CpuLoad, FIXTURES, loadNote, ROOT, startNode, type Child } from './harness.js';
 import { fmtInt, fmtNum, isMain, printTable } from './lib.js';
+import { buildLossyLink, LossyLink } from '../test/helpers/lossy-link.js';
 
 const exec = promisify(execFile);
 
@@ -59,61 +60,10 @@ async function missing(): Promise<string | undefined> {
   return undefined;
 }
 
-async function compile(dir: string): Promise<string> {
-  const out = path.join(dir, 'lossy-link');
-  const src = path.join(ROOT, 'bench', 'fixtures', 'lossy-link.c');
-  for (const cc of [process.env['CC'], 'cc', 'gcc'].filter((c): c is string => !!c)) {
-    try {
-      await exec(cc, ['-O2', '-o', out, src]);
-      return out;
-    } catch {
-      // next
-    }
-  }
-  throw new Error('no C compiler (cc or gcc) to build bench/fixtures/lossy-link.c');
-}
-
-/** The relay process and its line protocol. */
-class Link {
-  private readonly lines: string[] = [];
-  private waiter: (() => void) | undefined;
-
-  constructor(readonly proc: ChildProcess) {
-    createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (l) => {
-      this.lines.push(l);
-      this.waiter?.();
-    });
-  }
-
-  async next(prefix: string, timeoutMs = 5000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = this.lines.findIndex((l) => l.startsWith(prefix));
-      if (i >= 0) return this.lines.splice(i, 1)[0] as string;
-      if (Date.now() > deadline || this.proc.exitCode !== null) throw new Error(`lossy-link: no "${prefix}" line (${this.lines.join(' | ')})`);
-      await new Promise<void>((resolve) => {
-        this.waiter = resolve;
-        setTimeout(resolve, 50);
-      });
-    }
-  }
-
-  async cmd(line: string, answer: string): Promise<string> {
-    this.proc.stdin?.write(`${line}\n`);
-    return this.next(answer);
-  }
-
-  /** [packets, bytes] each way since the last reset: client to server, server to client. */
-  async stats(): Promise<{ cs: [number, number, number]; sc: [number, number, number] }> {
-    const f = (await this.cmd('stats', 'stats ')).split(' ').slice(1).map(Number);
-    return { cs: [f[0] ?? 0, f[1] ?? 0, f[2] ?? 0], sc: [f[3] ?? 0, f[4] ?? 0, f[5] ?? 0] };
-  }
-}
-
 interface Net {
   client: string;
   server: string;
-  link: Link;
+  link: LossyLink;
   teardown(): Promise<void>;
 }
 
@@ -127,9 +77,9 @@ async function makeNet(dir: string): Promise<Net> {
   const server = `gmkcp-${tag}-s`;
   const devC = `gmk${tag}c`;
   const devS = `gmk${tag}s`;
-  const relay = await compile(dir);
+  const relay = await buildLossyLink(dir);
   const made: string[] = [];
-  let link: Link | undefined;
+  let link: LossyLink | undefined;
   const teardown = async (): Promise<void> => {
     link?.proc.stdin?.end();
     if (link && link.proc.exitCode === null) link.proc.kill('SIGTERM');
@@ -141,7 +91,7 @@ async function makeNet(dir: string): Promise<Net> {
       made.push(ns);
       await ip('-n', ns, 'link', 'set', 'lo', 'up');
     }
-    link = new Link(spawn(relay, [devC, devS, '12345'], { stdio: ['pipe', 'pipe', 'inherit'] }));
+    link = new LossyLink(spawn(relay, [devC, devS, '12345'], { stdio: ['pipe', 'pipe', 'inherit'] }));
     await link.next('ready');
     await ip('link', 'set', devC, 'netns', client);
     await ip('link', 'set', devS, 'netns', server);

@@ -48,8 +48,13 @@ export class PgStore implements PlayerStore {
     // An idle connection that the server closes must not crash the process; the pool replaces it.
     pool.on('error', () => {});
     try {
-      await pool.query('CREATE TABLE IF NOT EXISTS players (name TEXT PRIMARY KEY, level INTEGER NOT NULL, gold BIGINT NOT NULL, updated BIGINT NOT NULL, version BIGINT NOT NULL DEFAULT 0)');
-      await pool.query('ALTER TABLE players ADD COLUMN IF NOT EXISTS version BIGINT NOT NULL DEFAULT 0');
+      // Two games starting at once race CREATE TABLE IF NOT EXISTS (a unique violation in pg_type): one simple query is one
+      // implicit transaction, and the advisory lock it takes first makes the others wait until it commits.
+      await pool.query(
+        "SELECT pg_advisory_xact_lock(hashtext('gamemesh.players')); " +
+          'CREATE TABLE IF NOT EXISTS players (name TEXT PRIMARY KEY, level INTEGER NOT NULL, gold BIGINT NOT NULL, updated BIGINT NOT NULL, version BIGINT NOT NULL DEFAULT 0); ' +
+          'ALTER TABLE players ADD COLUMN IF NOT EXISTS version BIGINT NOT NULL DEFAULT 0',
+      );
     } catch (err) {
       await pool.end();
       throw new Error(`postgres: cannot prepare the players table: ${(err as Error).message}`);

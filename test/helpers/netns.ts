@@ -5,9 +5,16 @@
  * bridge sits in a namespace of its own: the test's own namespace gets no
  * address, no interface and no route to them. Made and removed here; a
  * process exit removes them too.
+ *
+ * Added latency goes through user-space relays (bench/fixtures/lossy-link.c),
+ * not `tc netem`, which this kernel and CI's lack: see delay().
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
+import { buildLossyLink, LossyLink } from './lossy-link.js';
 import { Proc } from './proc.js';
 
 const made = new Set<string>();
@@ -37,27 +44,11 @@ export function netnsMissing(): string | undefined {
   }
 }
 
-/** Whether the kernel has the netem qdisc (for added latency); tried in a throwaway namespace. */
-export function netemMissing(): string | undefined {
-  const probe = `gm-netem-${process.pid}`;
-  try {
-    ip('netns', 'add', probe);
-    ip('-n', probe, 'link', 'set', 'lo', 'up');
-    execFileSync('ip', ['netns', 'exec', probe, 'tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'delay', '1ms'], { stdio: 'pipe' });
-    return undefined;
-  } catch (err) {
-    return `the kernel has no netem qdisc (tc qdisc ... netem): ${(err as Error).message.split('\n').slice(0, 2).join(' ')}`;
-  } finally {
-    try {
-      ip('netns', 'del', probe);
-    } catch {
-      // never made
-    }
-  }
-}
-
 export class Hosts {
   private readonly procs: Proc[] = [];
+  private relays: LossyLink[] = [];
+  private relayBin: Promise<string> | undefined;
+  private relayDir: string | undefined;
 
   private constructor(
     private readonly tag: string,
@@ -123,15 +114,55 @@ export class Hosts {
     ip('-n', this.sw, 'link', 'set', `port${i}`, 'up');
   }
 
-  /** Adds `ms` of delay to everything each host sends to the others (0 removes it). */
-  delay(ms: number): void {
+  /**
+   * Adds `ms` of one-way delay between every pair of hosts (0 removes it),
+   * as netem on each host's eth0 would. Each host gets a TUN pair, one end
+   * in the host and one in the switch namespace, joined by a relay that
+   * holds every packet ms/2; /32 routes in the host send its traffic for
+   * the others through it, and the switch routes between the TUN ends, so
+   * a packet crosses two relays. Open connections keep going: only the
+   * route changes. Closing the relays removes the devices and their routes,
+   * and the traffic is back on the bridge.
+   */
+  async delay(ms: number): Promise<void> {
+    await this.undelay();
+    if (ms <= 0) return;
+    if (!this.relayBin) {
+      this.relayDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gamemesh-netns-relay-'));
+      this.relayBin = buildLossyLink(this.relayDir);
+    }
+    const bin = await this.relayBin;
+    const sw = this.sw;
+    execFileSync('ip', ['netns', 'exec', sw, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward'], { stdio: 'pipe' });
     for (let i = 1; i <= this.count; i++) {
-      const args = ms > 0 ? ['qdisc', 'replace', 'dev', 'eth0', 'root', 'netem', 'delay', `${ms}ms`] : ['qdisc', 'del', 'dev', 'eth0', 'root'];
-      execFileSync('ip', ['netns', 'exec', this.ns(i), 'tc', ...args], { stdio: 'pipe' });
+      const [onHost, onSwitch] = [`${this.tag}d${i}h`, `${this.tag}d${i}s`];
+      // Made inside the switch namespace (the relay runs there), so no device appears in the test's own.
+      const link = new LossyLink(spawn('ip', ['netns', 'exec', sw, bin, onHost, onSwitch, String(i)], { stdio: ['pipe', 'pipe', 'inherit'] }));
+      this.relays.push(link);
+      await link.next('ready');
+      await link.cmd(`delay ${ms / 2}`, 'ok delay');
+      ip('-n', sw, 'link', 'set', onHost, 'netns', this.ns(i));
+      ip('-n', sw, 'link', 'set', onSwitch, 'up');
+      ip('-n', sw, 'route', 'add', `${this.addr(i)}/32`, 'dev', onSwitch);
+      ip('-n', this.ns(i), 'link', 'set', onHost, 'up');
+    }
+    // The hosts' routes last, once every relay and switch route is there.
+    for (let i = 1; i <= this.count; i++) {
+      for (let j = 1; j <= this.count; j++) {
+        if (j !== i) ip('-n', this.ns(i), 'route', 'add', `${this.addr(j)}/32`, 'dev', `${this.tag}d${i}h`, 'src', this.addr(i));
+      }
     }
   }
 
+  private async undelay(): Promise<void> {
+    const relays = this.relays;
+    this.relays = [];
+    await Promise.all(relays.map((r) => r.close()));
+  }
+
   async stop(): Promise<void> {
+    await this.undelay();
+    if (this.relayDir) fs.rmSync(this.relayDir, { recursive: true, force: true });
     await Promise.all(this.procs.map((p) => p.kill('SIGTERM', 5000).catch(() => p.kill('SIGKILL'))));
     for (const ns of [...Array.from({ length: this.count }, (_, k) => this.ns(k + 1)), this.sw]) {
       try {
