@@ -127,6 +127,7 @@ export class Hosts {
   async delay(ms: number): Promise<void> {
     await this.undelay();
     if (ms <= 0) return;
+    if (!fs.existsSync('/dev/net/tun')) throw new Error('added latency needs TUN devices, and there is no /dev/net/tun (modprobe tun)');
     if (!this.relayBin) {
       this.relayDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gamemesh-netns-relay-'));
       this.relayBin = buildLossyLink(this.relayDir);
