@@ -38,7 +38,7 @@ function sdFrom(cwd: string, args: readonly string[]): Promise<Run> {
 }
 
 const mode = (p: string) => (fs.statSync(p).mode & 0o777).toString(8);
-const NODES = ['agent#0@dev', 'agent#1@dev', 'game#0@dev', 'hub#0@dev', 'login#0@dev', 'social#0@dev'];
+const NODES = ['agent#0@dev', 'agent#1@dev', 'arena#0@dev', 'game#0@dev', 'hub#0@dev', 'login#0@dev', 'social#0@dev'];
 
 test('the demo cluster: distinct addresses, a generated token, private files, clearsvc and a hub crash survived', { timeout: 120_000 }, async (t: TestContext) => {
   const defer = cleanupStack(t);
@@ -77,7 +77,7 @@ test('the demo cluster: distinct addresses, a generated token, private files, cl
   assert.deepEqual([...addrs.keys()].sort(), NODES);
   assert.equal(new Set(addrs.values()).size, NODES.length, `every node has its own logical address: ${JSON.stringify(Object.fromEntries(addrs))}`);
   assert.deepEqual(['agent#0@dev', 'agent#1@dev', 'hub#0@dev', 'login#0@dev'].map((id) => addrs.get(id)), ['1.1.0', '1.1.1', '1.2.0', '1.3.0'], 'the well-known types');
-  for (const id of ['game#0@dev', 'social#0@dev']) assert.ok(Number(addrs.get(id)?.split('.')[1]) >= 16, `${id}: ${addrs.get(id)}`);
+  for (const id of ['arena#0@dev', 'game#0@dev', 'social#0@dev']) assert.ok(Number(addrs.get(id)?.split('.')[1]) >= 16, `${id}: ${addrs.get(id)}`);
   const lost = await sdFrom(os.tmpdir(), ['--addr', sdaddr, 'viewsvc']);
   assert.equal(lost.code, 2);
   assert.match(lost.stderr, /^gamemesh sd: this server requires a token: pass --token, set GAMEMESH_TOKEN, or --tokenfile FILE; gamemesh up keeps a generated token in the cluster's data folder, e.g. data\/demo\/cluster.token\n$/);
