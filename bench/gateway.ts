@@ -220,11 +220,13 @@ export async function startAgent(sdaddr: string, transport: 'tcp' | 'ws', tag: s
 export interface StackOptions {
   readonly name: string;
   readonly group: string;
+  /** Its nodes' --svcindex: every node needs its own logical address, whatever its group. */
+  readonly index: number;
   readonly extraArgs: readonly string[];
 }
 
 export async function startGamemesh(sdaddr: string, stack?: StackOptions): Promise<Running> {
-  const extra = stack ? ['--svcgroup', stack.group, ...stack.extraArgs] : [];
+  const extra = stack ? ['--svcgroup', stack.group, '--svcindex', String(stack.index), ...stack.extraArgs] : [];
   const children: Child[] = [];
   const stop = async (): Promise<void> => {
     for (const c of children.reverse()) await c.stop();

@@ -80,7 +80,8 @@ interface RpcPair {
 }
 
 async function startPair(sdaddr: string, mode: Mode): Promise<RpcPair> {
-  const extra = ['--svcgroup', mode, ...(mode === 'on' ? ADMIN : [])];
+  // One logical address per node (cluster.type.index): the two pairs differ by index as well as by group.
+  const extra = ['--svcgroup', mode, '--svcindex', mode === 'on' ? '1' : '0', ...(mode === 'on' ? ADMIN : [])];
   const callee = await startNode([`${FIXTURES}echo-callee.js`, '--sdaddr', sdaddr, ...extra], /^ready (\S+) (\d+)$/);
   const caller = await startNode([`${FIXTURES}rpc-caller.js`, '--sdaddr', sdaddr, ...extra], /^ready (\S+)$/);
   return { mode, callee, caller, lines: new Lines(caller, `rpc caller (${mode})`) };
@@ -153,8 +154,8 @@ async function benchGateway(sdaddr: string, rows: string[][]): Promise<void> {
   await pushRoutes(sdaddr);
   const stacks: Partial<Record<Mode, Running>> = {};
   try {
-    stacks.off = await startGamemesh(sdaddr, { name: 'gamemesh, metrics off', group: 'off', extraArgs: [] });
-    stacks.on = await startGamemesh(sdaddr, { name: 'gamemesh, metrics on', group: 'on', extraArgs: ADMIN });
+    stacks.off = await startGamemesh(sdaddr, { name: 'gamemesh, metrics off', group: 'off', index: 0, extraArgs: [] });
+    stacks.on = await startGamemesh(sdaddr, { name: 'gamemesh, metrics on', group: 'on', index: 1, extraArgs: ADMIN });
     for (const s of [stacks.off, stacks.on]) await s.gen.cmd({ cmd: 'connect', port: s.port, total: CLIENTS, transport: 'tcp' });
     const res = await alternate(['off', 'on'], new Scraper(sdaddr, 'on'), (mode) => measureRound(stacks[mode] as Running, CLIENTS));
     // CPU per message of the agent and the backend (the load generator is the same program in both).
