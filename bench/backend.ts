@@ -39,6 +39,7 @@ function stubNode(onSent: () => void): { node: ServiceNode; handlers: Map<string
     log: pino({ level: 'info' }).child({ name: 'service.echo' }),
     addDependency() {},
     onDrain() {},
+    addHold() {},
     on() {},
     onMessage(type: MessageType<unknown>, fn: Handler) {
       handlers.set(type.name, fn);
