@@ -25,10 +25,15 @@ export class LoginError extends Error {
   ) {
     super(message);
   }
+
+  /** Short and stable, for counting errors by kind: login_401, login_429, login_unreachable... */
+  get code(): string {
+    return this.status === 0 ? 'login_unreachable' : `login_${this.status}`;
+  }
 }
 
 /** Logs in at `url` (the login service's origin or any page under it). */
-export async function login(url: string, account: string, password: string, timeoutMs = 10_000): Promise<LoginAnswer> {
+export async function login(url: string | URL, account: string, password: string, timeoutMs = 10_000): Promise<LoginAnswer> {
   let endpoint: URL;
   try {
     endpoint = new URL('/api/login', url);
