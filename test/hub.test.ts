@@ -15,13 +15,7 @@ import type { MessageType } from '../src/wire/message-type.js';
 import { EchoReq } from './helpers/echo.js';
 import { cleanupStack, expectRpcError, startDiscoveryServer, startNode, type Defer } from './helpers/mesh.js';
 import { waitFor, within } from './helpers/proc.js';
-
-interface Got {
-  publisher: string;
-  channel: string;
-  text: string;
-  n: number;
-}
+import { assertInOrder, collect, type Got } from './suites/hub-behaviour.js';
 
 async function startHubNode(defer: Defer, sdaddr: string, index = 0, options: HubServerOptions = {}): Promise<HubServer> {
   let server: HubServer | undefined;
@@ -40,21 +34,7 @@ async function startClient(defer: Defer, sdaddr: string, name: string, index = 0
   return hub as Hub;
 }
 
-function collect(hub: Hub, channel: string): Got[] {
-  const got: Got[] = [];
-  hub.subscribe(channel, EchoReq, (msg, from) => {
-    got.push({ publisher: from.publisher, channel: from.channel, text: msg.text, n: msg.n });
-  });
-  return got;
-}
 
-/** Fails with what each publisher's sequence looked like if it is not 0..count-1 in order. */
-function assertInOrder(got: readonly Got[], publisher: string, count: number, who: string): void {
-  const ns = got.filter((g) => g.publisher === publisher).map((g) => g.n);
-  assert.equal(ns.length, count, `${who} got ${ns.length} of ${count} messages from ${publisher}`);
-  const firstBad = ns.findIndex((n, i) => n !== i);
-  assert.equal(firstBad, -1, `${who}: message ${firstBad} from ${publisher} was n=${ns[firstBad]}`);
-}
 
 const synced = (hubs: readonly Hub[]) => within(Promise.all(hubs.map((h) => h.whenSynced())), 5000, 'hub clients synced');
 

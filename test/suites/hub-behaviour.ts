@@ -25,14 +25,16 @@ export interface Relay {
   restart(): Promise<void>;
 }
 
-interface Got {
+/** One delivery as a test records it. */
+export interface Got {
   publisher: string;
   channel: string;
   text: string;
   n: number;
 }
 
-function collect(hub: PubSub, channel: string): Got[] {
+/** Records every delivery on `channel`. */
+export function collect(hub: PubSub, channel: string): Got[] {
   const got: Got[] = [];
   hub.subscribe(channel, EchoReq, (msg, from) => {
     got.push({ publisher: from.publisher, channel: from.channel, text: msg.text, n: msg.n });
@@ -40,7 +42,8 @@ function collect(hub: PubSub, channel: string): Got[] {
   return got;
 }
 
-function assertInOrder(got: readonly Got[], publisher: string, count: number, who: string): void {
+/** Fails with what each publisher's sequence looked like if it is not 0..count-1 in order. */
+export function assertInOrder(got: readonly Got[], publisher: string, count: number, who: string): void {
   const ns = got.filter((g) => g.publisher === publisher).map((g) => g.n);
   assert.equal(ns.length, count, `${who} got ${ns.length} of ${count} messages from ${publisher}`);
   const firstBad = ns.findIndex((n, i) => n !== i);
