@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, Proc } from './proc.js';
+import { Proc, uniqueFreePort } from './proc.js';
 
 export const ETCD_BIN = process.env['GAMEMESH_ETCD_BIN'] ?? '/usr/bin/etcd';
 
@@ -33,18 +33,6 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     killAllNow();
     process.kill(process.pid, sig);
   });
-}
-
-const handedOut = new Set<number>();
-async function uniqueFreePort(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const p = await freePort();
-    if (!handedOut.has(p)) {
-      handedOut.add(p);
-      return p;
-    }
-  }
-  throw new Error('no free port');
 }
 
 export interface EtcdOptions {

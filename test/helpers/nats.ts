@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, Proc } from './proc.js';
+import { Proc, uniqueFreePort } from './proc.js';
 
 export const NATS_BIN = process.env['GAMEMESH_NATS_BIN'] ?? '/usr/sbin/nats-server';
 
@@ -34,18 +34,6 @@ const clusters = new Set<NatsCluster>();
 process.once('exit', () => {
   for (const c of clusters) c.killSync();
 });
-
-const handedOut = new Set<number>();
-async function uniqueFreePort(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const p = await freePort();
-    if (!handedOut.has(p)) {
-      handedOut.add(p);
-      return p;
-    }
-  }
-  throw new Error('no free port');
-}
 
 export class NatsServer {
   proc: Proc | undefined;

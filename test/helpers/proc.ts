@@ -253,6 +253,22 @@ export function freePort(): Promise<number> {
   });
 }
 
+const handedOut = new Set<number>();
+/**
+ * A free port never handed out before in this process: a server that took one
+ * port and closed it again cannot be given the same number for another role.
+ */
+export async function uniqueFreePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const p = await freePort();
+    if (!handedOut.has(p)) {
+      handedOut.add(p);
+      return p;
+    }
+  }
+  throw new Error('no free port');
+}
+
 /** Polls `predicate` until it holds; rejects with `what` after timeoutMs. */
 export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs: number, what = 'condition', intervalMs = 10): Promise<void> {
   const deadline = Date.now() + timeoutMs;
